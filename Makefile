@@ -1,0 +1,33 @@
+# Two commands for a newcomer: `make demo` (the whole toy pipeline) and `make test`.
+PYTHON ?= python3
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export MMG4_CONFIG ?= configs/toy.yaml
+export NO_ALBUMENTATIONS_UPDATE = 1
+STAMP := .make/installed
+
+.PHONY: setup demo ui test test-all validate clean
+
+setup: $(STAMP)
+
+# Installs the project and its pinned dependencies into the current Python (re-runs when pyproject changes).
+$(STAMP): pyproject.toml
+	$(PYTHON) -m pip install -q -e '.[dev]'
+	@mkdir -p .make $(DAGSTER_HOME) && touch $(DAGSTER_HOME)/dagster.yaml && touch $@
+
+demo: setup
+	$(PYTHON) demo.py
+
+ui: setup
+	dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+validate: setup
+	dagster definitions validate -w workspace.yaml
+
+test: setup
+	$(PYTHON) -m pytest
+
+test-all: setup
+	$(PYTHON) -m pytest -m ""
+
+clean:
+	rm -rf lake .dagster_home .make

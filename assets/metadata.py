@@ -1,0 +1,24 @@
+"""Small helpers that turn pipeline stats into Dagster metadata (one place, so every asset looks alike)."""
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+
+def md_table(rows: list[dict[str, Any]]) -> dg.MetadataValue:
+    if not rows:
+        return dg.MetadataValue.md("_no rows_")
+    cols = list(rows[0])
+    esc = lambda v: str(v).replace("|", "\\|").replace("\n", " ⏎ ")  # noqa: E731
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(esc(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def stats_metadata(stats: dict[str, Any]) -> dict[str, Any]:
+    """Numbers as numbers, dicts as JSON, so the UI can plot the former."""
+    out: dict[str, Any] = {}
+    for k, v in stats.items():
+        out[k] = dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v
+    return out

@@ -1,0 +1,153 @@
+"""Profiles: one typed schema for `configs/*.yaml`.
+
+A profile is data. `load_profile()` reads the YAML named by MMG4_CONFIG (default `configs/toy.yaml`),
+validates it, and fails with a message that names the offending key or path. Switching profile never
+changes code: the toy and paper profiles go through the same readers, downloaders and models.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pipeline.languages import TARGET_LANGS
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PROFILE = REPO_ROOT / "configs" / "toy.yaml"
+ENV_VAR = "MMG4_CONFIG"
+
+
+class ConfigError(ValueError):
+    """A profile that cannot be used; the message says which key or file and how to fix it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CaptionSource(_Strict):
+    """An image-caption URL list (CC/SBU/LAION style) downloaded with img2dataset."""
+
+    url_list: str  # parquet/csv/tsv/json with `url` and `caption` columns
+    input_format: Literal["parquet", "csv", "tsv", "json", "jsonl"] = "parquet"
+    url_col: str = "url"
+    caption_col: str = "caption"
+
+
+class ConversationSource(_Strict):
+    """LLaVA-format rows (LLaVA-Instruct, PALO, Cambrian): a JSON list or JSONL file."""
+
+    path: str
+    image_root: str | None = None  # folder that the rows' `image` paths are relative to
+
+
+class TableSource(_Strict):
+    """A tabular corpus: one file or a glob (WIT, XStoryCloze, MMMU)."""
+
+    path: str
+
+
+class FloresSource(_Strict):
+    folder: str  # holds `{lang}.{split}` files, line-aligned
+    split: str = "devtest"
+
+
+class Sources(_Strict):
+    cc_sbu: CaptionSource
+    laion: CaptionSource
+    llava_instruct: ConversationSource
+    palo: ConversationSource
+    cambrian: ConversationSource
+    wit: TableSource
+    flores: FloresSource
+    xstorycloze: TableSource
+    mmmu: TableSource
+
+
+class DownloadSettings(_Strict):
+    processes: int = Field(1, ge=1)
+    threads: int = Field(8, ge=1)
+    timeout_s: float = Field(10.0, gt=0)
+    retries: int = Field(0, ge=0)
+    image_size: int = Field(224, ge=16)
+    shard_size: int = Field(10_000, ge=1)
+
+
+class ToyWorld(_Strict):
+    """Sizes of the offline toy world (only in the toy profile)."""
+
+    seed: int = 1234
+    scenes: int = Field(240, ge=10)
+    cc_sbu_pairs: int = Field(60, ge=1)
+    laion_pairs: int = Field(60, ge=1)
+    broken_urls: int = Field(6, ge=0)  # 404s, truncated JPEGs and time-outs mixed into the URL lists
+    llava_rows: int = Field(120, ge=1)
+    palo_rows: int = Field(120, ge=1)
+    cambrian_rows: int = Field(120, ge=1)
+    wit_rows: int = Field(120, ge=1)
+    wit_mismatch_fraction: float = Field(0.3, ge=0, le=1)
+    xstorycloze_stories: int = Field(40, ge=1)
+    mmmu_questions: int = Field(60, ge=4)
+    bad_rows: bool = True  # plant malformed rows so the quarantine path is exercised
+
+
+class Profile(_Strict):
+    name: str
+    lake_root: str  # local folder (relative to the repo) or an fsspec URL (s3://bucket/prefix)
+    languages: tuple[str, ...] = TARGET_LANGS
+    sources: Sources
+    download: DownloadSettings = DownloadSettings()
+    toy_world: ToyWorld | None = None  # present only in the toy profile
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, langs: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [lang for lang in langs if lang not in TARGET_LANGS]
+        if unknown:
+            raise ValueError(f"unknown language code(s) {unknown}; valid FLORES codes: {list(TARGET_LANGS)}")
+        return langs
+
+    @property
+    def is_toy(self) -> bool:
+        return self.toy_world is not None
+
+
+def _format_errors(err: ValidationError, path: Path) -> str:
+    lines = [f"invalid profile {path}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  - {key}: unknown key (check the spelling; see configs/toy.yaml for the schema)")
+        elif e["type"] == "missing":
+            lines.append(f"  - {key}: required key is missing")
+        else:
+            lines.append(f"  - {key}: {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def profile_path(path: str | os.PathLike | None = None) -> Path:
+    chosen = path or os.environ.get(ENV_VAR) or DEFAULT_PROFILE
+    p = Path(chosen)
+    if not p.is_absolute() and not p.exists():
+        p = REPO_ROOT / p
+    return p
+
+
+def load_profile(path: str | os.PathLike | None = None) -> Profile:
+    """Load and validate a profile: explicit path, else $MMG4_CONFIG, else configs/toy.yaml."""
+    p = profile_path(path)
+    if not p.is_file():
+        raise ConfigError(f"profile file not found: {p} (set {ENV_VAR} to a file in configs/, e.g. configs/toy.yaml)")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"profile {p} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"profile {p} must be a mapping of keys, got {type(data).__name__}")
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, p)) from None

@@ -1,0 +1,287 @@
+"""Build the toy world: every raw corpus of the paper, in its real on-disk format, offline.
+
+`build_world(folder, cfg)` writes, deterministically from `cfg.seed`:
+
+    www/scenes/<id>.jpg                 images served by the loopback server (URL lists, WIT)
+    images/coco/train2017/<id>.jpg      the image root of the LLaVA-format corpora
+    cc_sbu/urls.parquet, laion/urls.parquet          url + caption (img2dataset input)
+    llava/llava_instruct.json           LLaVA-Instruct: a JSON list of conversations
+    palo/palo_multilingual.json         PALO: LLaVA format, conversations in the ten languages
+    cambrian/Cambrian7M.jsonl           Cambrian: JSONL, rows with and without images
+    wit/wit_v1.train.tsv                WIT rows; some captions describe another image
+    flores/<lang>.devtest               Flores-200 style, line-aligned, eleven languages
+    xstorycloze/xstorycloze.<lang>.eval.tsv
+    mmmu/<Subject>/validation-00000-of-00001.parquet  MMMU schema, images as bytes
+    truth/                              ground truth the tests check against (not read by the pipeline)
+
+With `cfg.bad_rows`, a few malformed rows of every kind are planted (bad JSON, missing fields, an
+image path with `../`, a missing or non-image picture, an empty Flores line, an impossible answer),
+so that every quarantine path is exercised by the demo itself.
+"""
+from __future__ import annotations
+
+import io
+import json
+import random
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.config import ToyWorld
+from pipeline.lake import write_bytes_atomic, write_jsonl_atomic, write_text_atomic
+from pipeline.toy import lexicon as lx
+from pipeline.toy.image_server import TOY_HOST
+from pipeline.toy.scenes import Scene, jpeg_bytes, make_scenes
+
+QA_KINDS = (("q_colour", "a_colour"), ("q_shape", "a_shape"), ("q_position", "a_position"), ("q_size", "a_size"))
+MMMU_SUBJECTS = ("Art", "Design", "Geography", "Math")
+MC = {"colour": lx.COLOURS, "shape": lx.SHAPES, "size": lx.SIZES, "position": lx.POSITIONS}
+
+
+def say(kind: str, lang: str, scene: Scene, **override) -> str:
+    slots = {**scene.slots(), **override}
+    return lx.sentence(kind, lang, **{k: slots[k] for k in lx.KINDS[kind]})
+
+
+def conversation(scene: Scene, lang: str, rng: random.Random, with_image: bool = True) -> list[dict]:
+    """Two or three question-answer turns about one scene; the image tag opens the first question."""
+    pairs = rng.sample(QA_KINDS + (("describe", "caption"),), k=rng.choice((2, 3)))
+    turns = []
+    for k, (q, a) in enumerate(pairs):
+        question = say(q, lang, scene)
+        if k == 0 and with_image:
+            question = "<image>\n" + question
+        turns += [{"from": "human", "value": question}, {"from": "gpt", "value": say(a, lang, scene)}]
+    return turns
+
+
+def coco_name(scene_id: int) -> str:
+    return f"coco/train2017/{scene_id:012d}.jpg"
+
+
+def _write_images(root: Path, scenes: list[Scene], seed: int) -> None:
+    for s in scenes:
+        data = jpeg_bytes(s, seed)
+        write_bytes_atomic(root / "www" / "scenes" / f"{s.scene_id:05d}.jpg", data)
+        write_bytes_atomic(root / "images" / coco_name(s.scene_id), data)
+
+
+def _url_list(scenes: list[Scene], n: int, kind: str, rng: random.Random, broken: int, offset: int) -> pd.DataFrame:
+    rows = []
+    for i in range(n):
+        s = scenes[(offset + i) % len(scenes)]
+        rows.append({"url": f"{TOY_HOST}/scenes/{s.scene_id:05d}.jpg", "caption": say(kind, "eng_Latn", s)})
+    faults = ("404", "truncated", "timeout")
+    for k in range(broken):
+        i = rng.randrange(len(rows))
+        name = rows[i]["url"].rsplit("/", 1)[1]
+        rows[i]["url"] = f"{TOY_HOST}/broken/{faults[k % 3]}/{name}"
+    return pd.DataFrame(rows)
+
+
+def _llava(scenes, n, rng, bad: bool, root: Path) -> list[dict]:
+    rows = [{"id": f"{s.scene_id:012d}", "image": coco_name(s.scene_id),
+             "conversations": conversation(s, "eng_Latn", rng)} for s in (scenes[i % len(scenes)] for i in range(n))]
+    # the same scene can be drawn twice: ids must stay unique
+    for i, r in enumerate(rows):
+        r["id"] = f"{r['id']}_{i}"
+    if bad:
+        write_text_atomic(root / "images" / "coco" / "train2017" / "not_an_image.jpg", "<html>404</html>")
+        rows += [
+            {"id": "bad_no_conversations", "image": coco_name(0)},
+            {"id": "bad_escape", "image": "../../../etc/passwd", "conversations": rows[0]["conversations"]},
+            {"id": "bad_missing_image", "image": "coco/train2017/999999999999.jpg", "conversations": rows[0]["conversations"]},
+            {"id": "bad_not_image", "image": "coco/train2017/not_an_image.jpg", "conversations": rows[0]["conversations"]},
+            {"id": "bad_roles", "conversations": [{"from": "system", "value": "hi"}]},
+        ]
+    return rows
+
+
+def _palo(scenes, n, rng, langs, bad: bool) -> list[dict]:
+    rows = []
+    for i in range(n):
+        s, lang = scenes[(7 * i) % len(scenes)], langs[i % len(langs)]
+        rows.append({"id": f"{lang}_{s.scene_id:012d}_{i}", "image": coco_name(s.scene_id),
+                     "conversations": conversation(s, lang, rng)})
+    if bad:
+        rows.append({"id": f"bad_empty", "conversations": []})
+    return rows
+
+
+def _cambrian(scenes, n, rng, bad: bool) -> list[str]:
+    lines = []
+    for i in range(n):
+        s = scenes[(3 * i) % len(scenes)]
+        with_image = i % 2 == 0
+        row = {"id": f"cambrian_{i}", "conversations": conversation(s, "eng_Latn", rng, with_image)}
+        if with_image:
+            row["image"] = coco_name(s.scene_id)
+        elif i % 4 == 1:
+            row["image"] = rng.choice(("", "None", "nan"))  # Cambrian's spellings of "no image"
+        lines.append(json.dumps(row, ensure_ascii=False))
+    if bad:
+        lines.insert(3, '{"id": "cambrian_broken", "conversations": [')
+        lines.append(json.dumps({"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]}))
+    return lines
+
+
+def _wit(scenes, n, rng, langs, mismatch: float, bad: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows, truth = [], []
+    iso = {"eng_Latn": "en", "zho_Hans": "zh", "hin_Deva": "hi", "spa_Latn": "es", "fra_Latn": "fr", "arb_Arab": "ar",
+           "ben_Beng": "bn", "rus_Cyrl": "ru", "urd_Arab": "ur", "jpn_Jpan": "ja", "kor_Hang": "ko"}
+    for i in range(n):
+        s = scenes[(5 * i + 1) % len(scenes)]
+        lang = (("eng_Latn",) + tuple(langs))[i % (len(langs) + 1)]
+        matched = rng.random() >= mismatch
+        described = s if matched else next(o for o in rng.sample(scenes, 8) if o.colour != s.colour and o.shape != s.shape)
+        rows.append({"language": iso[lang], "page_url": f"https://{iso[lang]}.wikipedia.org/wiki/Toy_{i}",
+                     "image_url": f"{TOY_HOST}/scenes/{s.scene_id:05d}.jpg", "page_title": f"Toy {i}",
+                     "section_title": "", "caption_reference_description": say("caption", lang, described),
+                     "caption_attribution_description": "", "mime_type": "image/jpeg"})
+        truth.append({"row": i, "matched": matched})
+    if bad:
+        rows.append({**rows[0], "language": "xx", "page_url": "https://xx.wikipedia.org/wiki/Unknown"})
+        rows.append({**rows[1], "caption_reference_description": "", "page_url": "https://en.wikipedia.org/wiki/NoCaption"})
+    return pd.DataFrame(rows), pd.DataFrame(truth)
+
+
+def _flores(rng, bad: bool) -> dict[str, list[str]]:
+    corpus = lx.parallel_corpus()
+    picked = [corpus[i] for i in sorted(rng.sample(range(len(corpus)), k=min(200, len(corpus))))]
+    files = {lang: [row[lang] for row in picked] for lang in lx.LANGS}
+    if bad:
+        files["hin_Deva"][5] = ""
+    return files
+
+
+def _story(scene: Scene, rng: random.Random, lang: str, sid: str, answer: int, alt) -> dict:
+    pos2, col2, col3, pos3 = alt
+    right = say("now_at", lang, scene, colour=col2, position=pos2)
+    wrong = say("now_at", lang, scene, colour=col3, position=pos3)
+    return {
+        "story_id": sid,
+        "input_sentence_1": say("caption", lang, scene),
+        "input_sentence_2": say("moves", lang, scene, position=pos2),
+        "input_sentence_3": say("becomes", lang, scene, colour=col2),
+        "input_sentence_4": say("grows" if scene.size == "small" else "shrinks", lang, scene),
+        "sentence_quiz1": right if answer == 1 else wrong,
+        "sentence_quiz2": wrong if answer == 1 else right,
+        "answer_right_ending": str(answer),
+    }
+
+
+def _xstorycloze(scenes, n, rng, bad: bool) -> dict[str, pd.DataFrame]:
+    plans = []
+    for i in range(n):
+        s = scenes[(11 * i + 2) % len(scenes)]
+        pos2 = rng.choice([p for p in lx.POSITIONS if p != s.position])
+        col2 = rng.choice([c for c in lx.COLOURS if c != s.colour])
+        col3 = rng.choice([c for c in lx.COLOURS if c != col2])
+        pos3 = rng.choice([p for p in lx.POSITIONS if p != pos2])
+        plans.append((s, f"story-{i:04d}", rng.choice((1, 2)), (pos2, col2, col3, pos3)))
+    out = {}
+    for lang in lx.LANGS:
+        rows = [_story(s, rng, lang, sid, ans, alt) for s, sid, ans, alt in plans]
+        if bad and lang == "eng_Latn":
+            rows.append({**rows[0], "story_id": "story-bad", "answer_right_ending": "3"})
+        out[lang] = pd.DataFrame(rows)
+    return out
+
+
+def _mmmu(scenes, n, rng, seed: int, bad: bool) -> dict[str, list[dict]]:
+    by_subject: dict[str, list[dict]] = {s: [] for s in MMMU_SUBJECTS}
+    for i in range(n):
+        s = scenes[(13 * i + 4) % len(scenes)]
+        subject = MMMU_SUBJECTS[i % len(MMMU_SUBJECTS)]
+        attr = ("colour", "shape", "position", "size")[i % 4]
+        values = list(MC[attr])
+        rng.shuffle(values)
+        choices = values[:4] if s.slots()[attr] in values[:4] else values[:3] + [s.slots()[attr]]
+        rng.shuffle(choices)
+        is_open = i % 10 == 9
+        options = [] if is_open else [lx.word(attr, v, "eng_Latn") for v in choices]
+        answer = lx.word(attr, s.slots()[attr], "eng_Latn") if is_open else "ABCD"[choices.index(s.slots()[attr])]
+        rows = by_subject[subject]
+        rows.append({
+            "id": f"validation_{subject}_{len(rows) + 1}",
+            "question": "<image 1>\n" + lx.sentence(f"mc_{attr}", "eng_Latn"),
+            "options": str(options),
+            "explanation": "",
+            "image_1": {"bytes": jpeg_bytes(s, seed), "path": f"{s.scene_id:05d}.jpg"},
+            **{f"image_{k}": None for k in range(2, 8)},
+            "img_type": str(["Diagrams"]),
+            "answer": answer,
+            "topic_difficulty": "Easy",
+            "question_type": "open" if is_open else "multiple-choice",
+            "subfield": "Shapes",
+        })
+    if bad:
+        good = by_subject["Art"][0]
+        by_subject["Art"] += [
+            {**good, "id": f"validation_Art_{len(by_subject['Art']) + 1}", "options": "['red', 'blue'"},
+            {**good, "id": f"validation_Art_{len(by_subject['Art']) + 2}", "answer": "F"},
+        ]
+    return by_subject
+
+
+def _mmmu_schema() -> pa.Schema:
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    fields = [("id", pa.string()), ("question", pa.string()), ("options", pa.string()), ("explanation", pa.string())]
+    fields += [(f"image_{k}", image) for k in range(1, 8)]
+    fields += [(c, pa.string()) for c in ("img_type", "answer", "topic_difficulty", "question_type", "subfield")]
+    return pa.schema(fields)
+
+
+def _write_parquet(path: Path, table: pa.Table) -> None:
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def build_world(folder: str | Path, cfg: ToyWorld, languages: tuple[str, ...] = lx.TARGET_LANGS) -> dict[str, int]:
+    """Write the whole toy world under `folder`; returns the number of rows written per corpus."""
+    root = Path(folder)
+    rng = random.Random(cfg.seed)
+    scenes = make_scenes(cfg.seed, cfg.scenes)
+    _write_images(root, scenes, cfg.seed)
+    counts: dict[str, int] = {"scenes": len(scenes)}
+
+    half = cfg.broken_urls // 2
+    for name, n, kind, broken, offset in (("cc_sbu", cfg.cc_sbu_pairs, "caption", half, 0),
+                                          ("laion", cfg.laion_pairs, "there_is", cfg.broken_urls - half, 97)):
+        df = _url_list(scenes, n, kind, rng, broken, offset)
+        _write_parquet(root / name / "urls.parquet", pa.Table.from_pandas(df, preserve_index=False))
+        counts[name] = len(df)
+
+    llava = _llava(scenes, cfg.llava_rows, rng, cfg.bad_rows, root)
+    write_text_atomic(root / "llava" / "llava_instruct.json", json.dumps(llava, ensure_ascii=False, indent=1))
+    palo = _palo(scenes, cfg.palo_rows, rng, languages, cfg.bad_rows)
+    write_text_atomic(root / "palo" / "palo_multilingual.json", json.dumps(palo, ensure_ascii=False, indent=1))
+    cambrian = _cambrian(scenes, cfg.cambrian_rows, rng, cfg.bad_rows)
+    write_text_atomic(root / "cambrian" / "Cambrian7M.jsonl", "\n".join(cambrian) + "\n")
+    counts.update(llava_instruct=len(llava), palo=len(palo), cambrian=len(cambrian))
+
+    wit, truth = _wit(scenes, cfg.wit_rows, rng, languages, cfg.wit_mismatch_fraction, cfg.bad_rows)
+    write_text_atomic(root / "wit" / "wit_v1.train.tsv", wit.to_csv(sep="\t", index=False))
+    _write_parquet(root / "truth" / "wit.parquet", pa.Table.from_pandas(truth, preserve_index=False))
+    counts["wit"] = len(wit)
+
+    flores = _flores(rng, cfg.bad_rows)
+    for lang, lines in flores.items():
+        write_text_atomic(root / "flores" / f"{lang}.devtest", "\n".join(lines) + "\n")
+    counts["flores"] = len(flores["eng_Latn"])
+
+    stories = _xstorycloze(scenes, cfg.xstorycloze_stories, rng, cfg.bad_rows)
+    for lang, df in stories.items():
+        write_text_atomic(root / "xstorycloze" / f"xstorycloze.{lang}.eval.tsv", df.to_csv(sep="\t", index=False))
+    counts["xstorycloze"] = sum(len(df) for df in stories.values())
+
+    mmmu = _mmmu(scenes, cfg.mmmu_questions, rng, cfg.seed, cfg.bad_rows)
+    for subject, rows in mmmu.items():
+        _write_parquet(root / "mmmu" / subject / "validation-00000-of-00001.parquet",
+                       pa.Table.from_pylist(rows, schema=_mmmu_schema()))
+    counts["mmmu"] = sum(len(r) for r in mmmu.values())
+    write_jsonl_atomic(root / "truth" / "counts.jsonl", [counts])
+    return counts
