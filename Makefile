@@ -4,6 +4,8 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export MMG4_CONFIG ?= configs/toy.yaml
 export NO_ALBUMENTATIONS_UPDATE = 1
 STAMP := .make/installed
+HOST ?= 127.0.0.1
+PORT ?= 3000
 
 .PHONY: setup demo ui test test-all validate clean
 
@@ -18,7 +20,7 @@ demo: setup
 	$(PYTHON) demo.py
 
 ui: setup
-	dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
 validate: setup
 	dagster definitions validate -w workspace.yaml

@@ -22,7 +22,9 @@ def main() -> int:
     unpartitioned = [k for k in graph.get_all_asset_keys() if not graph.get(k).is_partitioned]
     print(f"profile {profile.name}: materialising {len(unpartitioned)} assets ...", flush=True)
     job = defs.resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(instance=instance, asset_selection=unpartitioned, raise_on_error=False)
+    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    result = job.execute_in_process(run_config=quiet, instance=instance, asset_selection=unpartitioned,
+                                    raise_on_error=False)
     if not result.success:
         print("the demo failed; see the errors above, or open the run in the UI with `make ui`", file=sys.stderr)
         return 1

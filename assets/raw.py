@@ -4,7 +4,8 @@ Each asset validates its source into `raw/<name>/` and reports rows read / kept 
 sample and a content-derived data version: re-materialising an unchanged source leaves every
 downstream asset fresh.
 """
-from __future__ import annotations
+
+from pathlib import Path
 
 import dagster as dg
 
@@ -24,7 +25,8 @@ def toy_world_asset(profile: Profile) -> dg.AssetsDefinition:
     def toy_world(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         folder = lake.get().toy_world()
         counts = build_world(folder.path, profile.toy_world, profile.languages)
-        files = sorted(str(p.relative_to(folder.path)) for p in _walk(folder.path) if p.name != "manifest.json")
+        files = sorted(str(p.relative_to(folder.path)) for p in Path(folder.path).rglob("*")
+                       if p.is_file() and p.name != "manifest.json")
         manifest = build_manifest(folder, {f: None for f in files}, extra={"rows": counts})
         context.log.info(f"toy world written to {folder}: {counts}")
         return dg.MaterializeResult(
@@ -33,12 +35,6 @@ def toy_world_asset(profile: Profile) -> dg.AssetsDefinition:
         )
 
     return toy_world
-
-
-def _walk(root):
-    from pathlib import Path
-
-    return (p for p in Path(root).rglob("*") if p.is_file())
 
 
 def raw_source_asset(name: str, profile: Profile) -> dg.AssetsDefinition:
