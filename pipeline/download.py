@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.config import CaptionSource, DownloadSettings
 from pipeline.corpora.base import ReadResult, SourceError
-from pipeline.lake import Manifest, build_manifest, write_jsonl_atomic
+from pipeline.lake import Manifest, atomic_open, build_manifest, write_jsonl_atomic
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset imports albumentations, which phones home
 
@@ -149,8 +150,11 @@ def download_captions(
     os.replace(staging, final)
     tars = sorted(final.glob("*.tar"))
     write_jsonl_atomic(out / "quarantine.jsonl", (q.to_dict() for q in result.quarantined))
+    with atomic_open(out / "rows.parquet", "wb") as f:  # the captions as a table, for translation
+        pq.write_table(pa.Table.from_pylist(result.kept), f)
     files: dict[str, int | None] = {f"images/{t.name}": None for t in tars}
     files["quarantine.jsonl"] = len(result.quarantined)
+    files["rows.parquet"] = len(result.kept)
     manifest = build_manifest(
         out, files, extra={**result.stats(), "content_digest": _content_digest(tars, result), "shards": len(tars)}
     )

@@ -15,7 +15,8 @@ def small_profile(lake_root: str, **toy_overrides) -> Profile:
         "palo_rows": 20, "cambrian_rows": 20, "wit_rows": 24, "xstorycloze_stories": 6, "mmmu_questions": 12,
         **toy_overrides,
     })
-    download = base.download.model_copy(update={"timeout_s": 1.0, "shard_size": 10})
+    # generous time-out: a loaded 2-core CI machine must not turn a good image into a time-out
+    download = base.download.model_copy(update={"timeout_s": 3.0, "shard_size": 10})
     return base.model_copy(update={"lake_root": str(lake_root), "toy_world": toy, "download": download})
 
 
