@@ -3,15 +3,28 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.automation import raw_data_sensor, retranslation_schedule, translation_job
 from assets.raw import raw_assets
+from assets.translation import translation_assets
 from pipeline.config import Profile, load_profile
-from resources import LakeResource
+from resources import LakeResource, TranslatorResource
 
 
 def make_definitions(profile: Profile, lake_root: str | None = None) -> dg.Definitions:
+    t = profile.translation
     return dg.Definitions(
-        assets=raw_assets(profile),
-        resources={"lake": LakeResource(root=lake_root or profile.lake_root)},
+        assets=[*raw_assets(profile), *translation_assets(profile)],
+        jobs=[translation_job(profile)],
+        schedules=[retranslation_schedule(profile)],
+        sensors=[raw_data_sensor(profile)],
+        resources={
+            "lake": LakeResource(root=lake_root or profile.lake_root),
+            "translator": TranslatorResource(
+                device=t.device, compute_type=t.compute_type, inter_threads=t.inter_threads,
+                intra_threads=t.intra_threads, batch_tokens=t.batch_tokens, beam_size=t.beam_size,
+                memory_url=t.memory_url,
+            ),
+        },
     )
 
 

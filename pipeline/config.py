@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -94,12 +94,42 @@ class ToyWorld(_Strict):
     bad_rows: bool = True  # plant malformed rows so the quarantine path is exercised
 
 
+TRANSLATABLE = ("llava_instruct", "cambrian_image", "cambrian_text", "captions", "mmmu")
+
+
+class TranslationSettings(_Strict):
+    """NLLB on CTranslate2, the translation memory, and the quality bars of the translation assets."""
+
+    model: str = "toy"  # "toy" (trained offline by the nllb_model asset) or a Hugging Face model id
+    quantization: str = "int8"  # conversion: int8 (CPU), int8_float16 (GPU)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    compute_type: str = "int8"
+    inter_threads: int = Field(1, ge=1)
+    intra_threads: int = Field(0, ge=0)
+    batch_tokens: int = Field(2048, ge=16)
+    beam_size: int = Field(1, ge=1)
+    memory_url: str | None = None  # default: sqlite file in the lake (tm/translation_memory.sqlite)
+    langid_threshold: float = Field(0.8, ge=0, le=1)
+    schedule: str = "0 3 * * *"  # cron of the scheduled re-translation (a no-op when nothing changed)
+    datasets: tuple[str, ...] = TRANSLATABLE
+    toy_nllb: dict[str, Any] = {}  # overrides of pipeline.translation.nllb.ToyNllbConfig (toy model only)
+
+    @field_validator("datasets")
+    @classmethod
+    def _known_datasets(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [n for n in names if n not in TRANSLATABLE]
+        if unknown:
+            raise ValueError(f"unknown dataset(s) {unknown}; translatable: {list(TRANSLATABLE)}")
+        return names
+
+
 class Profile(_Strict):
     name: str
     lake_root: str  # local folder (relative to the repo) or an fsspec URL (s3://bucket/prefix)
     languages: tuple[str, ...] = TARGET_LANGS
     sources: Sources
     download: DownloadSettings = DownloadSettings()
+    translation: TranslationSettings = TranslationSettings()
     toy_world: ToyWorld | None = None  # present only in the toy profile
 
     @field_validator("languages")

@@ -4,8 +4,9 @@ Layout under the root (every step writes only below its own folder):
 
     toy_world/<source>/...     the toy profile's offline copies of the real corpora (real formats)
     raw/<source>/...           validated raw corpora: data files, quarantine.jsonl, manifest.json
-    models/<name>/...          converted models (later steps)
-    translated/<dataset>/<lang>/...
+    models/nllb/{hf,ct2}       the NLLB model (toy: trained here) and its CTranslate2 conversion
+    tm/translation_memory.sqlite   the default translation memory
+    translated/<dataset>/<lang>/   rows in the source's format + the language + the English source
     shards/<stage>/...         Arrow shards per training stage (later steps)
 
 The root is a local folder by default; any fsspec URL (s3://, gs://, memory://) works through
@@ -182,6 +183,18 @@ class Lake:
 
     def raw(self, source: str, *parts: str) -> UPath:
         return self.path("raw", source, *parts)
+
+    def model(self, name: str, *parts: str) -> UPath:
+        return self.path("models", name, *parts)
+
+    def translated(self, dataset: str, lang: str) -> UPath:
+        return self.path("translated", dataset, lang)
+
+    def memory_url(self) -> str:
+        """The default translation memory: an SQLite file in the lake (a local lake only)."""
+        from pipeline.translation.memory import memory_url_for
+
+        return memory_url_for(self.path("tm", "translation_memory.sqlite").path)
 
     def expand(self, template: str) -> str:
         """Resolve `{lake}` in a profile's source path (the toy profile points into its own lake)."""

@@ -1,3 +1,4 @@
 from resources.lake import LakeResource
+from resources.translator import TranslatorResource
 
-__all__ = ["LakeResource"]
+__all__ = ["LakeResource", "TranslatorResource"]

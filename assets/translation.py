@@ -1,0 +1,140 @@
+"""Groups `models` and `translation`: the NLLB model, the translated datasets, MMMU back-translation.
+
+Translated assets are partitioned by target language; each partition goes through the translation
+memory, so an unchanged re-run makes zero model calls. Three asset checks guard every partition:
+structure (blocking: every protected span survives), language identification and outliers.
+"""
+import dagster as dg
+import sacrebleu
+
+from assets.metadata import md_table, stats_metadata
+from pipeline.config import Profile
+from pipeline.languages import SOURCE_LANG
+from pipeline.corpora.mmmu import parse_options
+from pipeline.translation import nllb, quality
+from pipeline.translation.datasets import DATASETS, DatasetSpec, read_rows, translate_rows, translate_texts, write_rows
+from resources import LakeResource, TranslatorResource
+
+MODEL = "nllb_model"
+
+
+def language_partitions(profile: Profile) -> dg.StaticPartitionsDefinition:
+    return dg.StaticPartitionsDefinition(list(profile.languages))
+
+
+def nllb_model_asset(profile: Profile) -> dg.AssetsDefinition:
+    settings = profile.translation
+
+    @dg.asset(name=MODEL, group_name="models", code_version="1", kinds={"ctranslate2"},
+              description=f"NLLB converted to CTranslate2 ({settings.quantization}); toy profile: trained offline first")
+    def nllb_model(context: dg.AssetExecutionContext, lake: LakeResource, translator: TranslatorResource):
+        root = lake.get().model("nllb")
+        metadata = {}
+        if settings.model == "toy":
+            try:
+                cfg = nllb.ToyNllbConfig(**settings.toy_nllb)
+            except TypeError as e:
+                raise dg.Failure(f"translation.toy_nllb in the profile: {e}") from None
+            hf_dir, stats, chrf = nllb.ensure_toy_model(root, cfg, log=context.log.info)
+            metadata.update(stats_metadata(stats))
+            metadata["chrf_min_eng_to_x"] = min(chrf["eng_to_x"].values())
+            metadata["chrf"] = dg.MetadataValue.json(chrf)
+        else:
+            from huggingface_hub import snapshot_download  # paper profile: needs the network and HF_TOKEN
+
+            hf_dir = snapshot_download(settings.model, allow_patterns=["*.json", "*.safetensors", "*.model", "*.bin"])
+        ct2_dir = nllb.convert_to_ctranslate2(hf_dir, translator.model_dir(lake.get()), settings.quantization)
+        fingerprint = nllb.model_fingerprint(ct2_dir)
+        return dg.MaterializeResult(
+            metadata={**metadata, "path": str(ct2_dir), "fingerprint": fingerprint,
+                      "quantization": settings.quantization},
+            data_version=dg.DataVersion(fingerprint),
+        )
+
+    return nllb_model
+
+
+def _checks(name: str) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec("structure", asset=name, blocking=True,
+                          description="every <image>, URL, code span, number and newline of the source survives"),
+        dg.AssetCheckSpec("language", asset=name, description="share of outputs identified (lingua) as the target language"),
+        dg.AssetCheckSpec("outliers", asset=name, description="length-ratio and repetition outliers"),
+    ]
+
+
+def _check_results(name: str, spec: DatasetSpec, source_rows, rows, lang: str, threshold: float):
+    pairs = [(s, t) for src, out in zip(source_rows, rows) for s, t in zip(spec.texts(src), spec.texts(out))]
+    structure = quality.check_structure(pairs)
+    yield dg.AssetCheckResult(check_name="structure", asset_key=name, passed=structure.passed,
+                              metadata=stats_metadata(structure.to_metadata()))
+    language = quality.LanguageIdentifier().check_language({lang: [t for _, t in pairs]}, threshold)
+    yield dg.AssetCheckResult(check_name="language", asset_key=name, passed=language.passed,
+                              severity=dg.AssetCheckSeverity.WARN, metadata=stats_metadata(language.to_metadata()))
+    outliers = quality.find_outliers((s, t, lang) for s, t in pairs)
+    yield dg.AssetCheckResult(check_name="outliers", asset_key=name, passed=outliers.passed,
+                              severity=dg.AssetCheckSeverity.WARN, metadata=stats_metadata(outliers.to_metadata()))
+
+
+def translated_asset(spec: DatasetSpec, profile: Profile) -> dg.AssetsDefinition:
+    name = f"translated_{spec.name}"
+
+    @dg.asset(name=name, group_name="translation", partitions_def=language_partitions(profile),
+              deps=[*spec.sources, MODEL], code_version="1", check_specs=_checks(name), kinds={"ctranslate2"},
+              description=f"{spec.paper_name}: {spec.name} translated with NLLB, one partition per language")
+    def _translated(context: dg.AssetExecutionContext, lake: LakeResource, translator: TranslatorResource):
+        lang, store = context.partition_key, lake.get()
+        rows = spec.load(store)
+        engine = translator.open_translator(store)
+        with translator.open_memory(store, engine) as memory:
+            out, stats = translate_rows(spec, rows, lang, engine, memory, log=context.log.info)
+        folder = store.translated(spec.name, lang)
+        manifest = write_rows(folder, out, spec.fmt, extra=stats.to_dict())
+        sample = [{"source": s, "translation": t} for r, o in zip(rows[:3], out[:3])
+                  for s, t in list(zip(spec.texts(r), spec.texts(o)))[:2]]
+        yield dg.MaterializeResult(
+            metadata={**stats_metadata(stats.to_dict()), "path": str(folder), "sample": md_table(sample)},
+            data_version=dg.DataVersion(manifest.digest()),
+        )
+        yield from _check_results(name, spec, rows, out, lang, profile.translation.langid_threshold)
+
+    return _translated
+
+
+def backtranslation_asset(profile: Profile) -> dg.AssetsDefinition:
+    @dg.asset(name="mmmu_backtranslated", group_name="translation", partitions_def=language_partitions(profile),
+              deps=["translated_mmmu"], code_version="1",
+              description="MMMU Multi translated back into English, with chrF against the original (paper, Table 1)")
+    def mmmu_backtranslated(context: dg.AssetExecutionContext, lake: LakeResource, translator: TranslatorResource):
+        lang, store = context.partition_key, lake.get()
+        spec = DATASETS["mmmu"]
+        rows = read_rows(store.translated("mmmu", lang))
+        texts = [t for r in rows for t in spec.texts(r)]
+        originals = [t for r in rows for t in (r["source_question"], *parse_options(r["source_options"]))]
+        engine = translator.open_translator(store)
+        with translator.open_memory(store, engine, src_lang=lang) as memory:
+            back = translate_texts(texts, SOURCE_LANG, engine, memory, src_lang=lang, log=context.log.info)
+        chrf = sacrebleu.corpus_chrf(back, [originals]).score
+        out, it = [], iter(back)
+        for r in rows:
+            n = len(spec.texts(r))
+            vals = [next(it) for _ in range(n)]
+            out.append({**r, "question": vals[0], "options": str(vals[1:]), "lang": SOURCE_LANG,
+                        "via_lang": lang})
+        folder = store.translated("mmmu_back", lang)
+        manifest = write_rows(folder, out, "parquet", extra={"chrf": chrf})
+        return dg.MaterializeResult(
+            metadata={"chrf_vs_original": round(chrf, 2), "questions": len(rows), "path": str(folder),
+                      "sample": md_table([{"original": o, "back": b} for o, b in list(zip(originals, back))[:4]])},
+            data_version=dg.DataVersion(manifest.digest()),
+        )
+
+    return mmmu_backtranslated
+
+
+def translation_assets(profile: Profile) -> list[dg.AssetsDefinition]:
+    assets = [nllb_model_asset(profile)]
+    assets += [translated_asset(DATASETS[name], profile) for name in profile.translation.datasets]
+    if "mmmu" in profile.translation.datasets:
+        assets.append(backtranslation_asset(profile))
+    return assets

@@ -1,0 +1,52 @@
+"""Command line for the translation steps, without Dagster.
+
+    python -m pipeline.translation translate --dataset llava_instruct --lang fra_Latn
+    python -m pipeline.translation translate --dataset mmmu --lang all
+
+Uses the active profile (MMG4_CONFIG) and its lake; the NLLB model must exist (materialise
+`nllb_model`, or `python -m pipeline.translation.nllb`). Prints one JSON line of stats per language.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from pipeline.config import load_profile
+from pipeline.lake import Lake
+from pipeline.translation.datasets import DATASETS, translate_rows, write_rows
+from pipeline.translation.translator import Translator
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.translation", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("translate", help="translate one dataset into one language (or all)")
+    t.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    t.add_argument("--lang", required=True, help="a FLORES code of the profile, or 'all'")
+    t.add_argument("--lake", help="override the profile's lake_root")
+    t.add_argument("--batch-tokens", type=int, help="override translation.batch_tokens")
+    t.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+
+    profile = load_profile()
+    lake = Lake.at(args.lake or profile.lake_root)
+    langs = list(profile.languages) if args.lang == "all" else [args.lang]
+    unknown = [lang for lang in langs if lang not in profile.languages]
+    if unknown:
+        parser.error(f"--lang {unknown[0]} is not a language of profile {profile.name}: {list(profile.languages)}")
+    s = profile.translation
+    translator = Translator.from_settings(str(lake.model("nllb", "ct2")), s, batch_tokens=args.batch_tokens)
+    spec = DATASETS[args.dataset]
+    rows = spec.load(lake)
+    log = (lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    for lang in langs:
+        with translator.open_memory(s.memory_url or lake.memory_url()) as memory:
+            out, stats = translate_rows(spec, rows, lang, translator, memory, log=log)
+        write_rows(lake.translated(spec.name, lang), out, spec.fmt, extra=stats.to_dict())
+        print(json.dumps({"dataset": spec.name, "lang": lang, **stats.to_dict()}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The translation engine: NLLB on CTranslate2, batched by tokens, with guards against NLLB's failure modes.
+
+- Sentences are sorted by length and packed into batches of at most `batch_tokens` source tokens,
+  so padding is small; one batch may mix target languages (each example has its own target prefix).
+- The output length is capped relative to the batch's longest source (NLLB can loop forever).
+- Outputs that repeat themselves or whose length is far off the source's are translated again
+  with a repetition penalty, and counted.
+- `on_batch` receives each finished batch, so a caller can store it durably before the next one
+  starts: a killed run loses at most the batch in flight.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+from pipeline.translation.quality import has_repetition, is_length_outlier
+
+
+@dataclass(frozen=True)
+class DecodingSettings:
+    """Everything that changes the output; part of the translation memory's key."""
+
+    beam_size: int = 1
+    max_len_ratio: float = 2.5  # output tokens <= ratio * source tokens + max_len_extra
+    max_len_extra: int = 10
+    retry_repetition_penalty: float = 1.2
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TranslationStats:
+    segments: int = 0  # sentences sent to the model
+    retried: int = 0  # of which translated again with a repetition penalty
+    batches: int = 0
+    src_tokens: int = 0
+    tgt_tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def segments_per_s(self) -> float:
+        return self.segments / self.seconds if self.seconds else 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tgt_tokens / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "segments_per_s": round(self.segments_per_s, 2),
+                "tokens_per_s": round(self.tokens_per_s, 1)}
+
+
+@dataclass
+class Translator:
+    """A CTranslate2 NLLB model and its tokenizer; `translate()` is the only entry point."""
+
+    model_dir: str
+    device: str = "cpu"
+    compute_type: str = "int8"
+    inter_threads: int = 1
+    intra_threads: int = 0
+    batch_tokens: int = 2048
+    settings: DecodingSettings = field(default_factory=DecodingSettings)
+
+    @classmethod
+    def from_settings(cls, model_dir: str, s, batch_tokens: int | None = None) -> "Translator":
+        """Build from anything with the profile's translation fields (TranslationSettings, the resource)."""
+        return cls(model_dir, device=s.device, compute_type=s.compute_type, inter_threads=s.inter_threads,
+                   intra_threads=s.intra_threads, batch_tokens=batch_tokens or s.batch_tokens,
+                   settings=DecodingSettings(beam_size=s.beam_size))
+
+    def open_memory(self, url: str, src_lang: str = "eng_Latn"):
+        """The translation memory for this model and these decoding settings (the source language included,
+        so back-translation can share the same database)."""
+        from pipeline.translation.memory import TranslationMemory
+
+        return TranslationMemory(url, self.fingerprint, {**self.settings.as_dict(), "src_lang": src_lang})
+
+    def __post_init__(self) -> None:
+        from pipeline.translation.nllb import load_translator, model_fingerprint
+
+        self.engine, self.tokenizer = load_translator(
+            self.model_dir, device=self.device, compute_type=self.compute_type,
+            inter_threads=self.inter_threads, intra_threads=self.intra_threads,
+        )
+        self.fingerprint = model_fingerprint(self.model_dir)
+        self.stats = TranslationStats()
+
+    def _tokenize(self, texts: Sequence[str], src_lang: str) -> list[list[str]]:
+        self.tokenizer.src_lang = src_lang
+        ids = self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+        return [self.tokenizer.convert_ids_to_tokens(x) for x in ids]
+
+    def _detokenize(self, tokens: list[str]) -> str:
+        ids = self.tokenizer.convert_tokens_to_ids(tokens[1:])  # drop the target language tag
+        return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+    def _batches(self, lengths: list[int]) -> list[list[int]]:
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        batches, current, longest = [], [], 0
+        for i in order:
+            longest_if_added = max(longest, lengths[i])
+            if current and longest_if_added * (len(current) + 1) > self.batch_tokens:
+                batches.append(current)
+                current, longest_if_added = [], lengths[i]
+            current.append(i)
+            longest = longest_if_added
+        if current:
+            batches.append(current)
+        return batches
+
+    def _run(self, tokens: list[list[str]], targets: list[str], penalty: float = 1.0) -> list[list[str]]:
+        longest = max(len(t) for t in tokens)
+        cap = math.ceil(self.settings.max_len_ratio * longest) + self.settings.max_len_extra
+        results = self.engine.translate_batch(
+            tokens, target_prefix=[[t] for t in targets], beam_size=self.settings.beam_size,
+            max_decoding_length=cap, repetition_penalty=penalty, max_batch_size=0,
+        )
+        return [r.hypotheses[0] for r in results]
+
+    def translate(
+        self,
+        items: Sequence[tuple[str, str]],
+        src_lang: str = "eng_Latn",
+        on_batch: Callable[[list[tuple[str, str, str]]], None] | None = None,
+    ) -> list[str]:
+        """Translate (sentence, target language) pairs; returns the translations in input order.
+
+        `on_batch([(sentence, target, translation), ...])` runs after every batch."""
+        if not items:
+            return []
+        texts = [s for s, _ in items]
+        if any(not s.strip() or not any(ch.isalpha() for ch in s) for s in texts):
+            raise ValueError("empty or letter-free segment sent to the translator; segment the text first")
+        tokens = self._tokenize(texts, src_lang)
+        out: list[str | None] = [None] * len(items)
+        for batch in self._batches([len(t) for t in tokens]):
+            started = time.perf_counter()
+            hyps = self._run([tokens[i] for i in batch], [items[i][1] for i in batch])
+            decoded = [self._detokenize(h) for h in hyps]
+            redo = [k for k, i in enumerate(batch)
+                    if has_repetition(decoded[k]) or is_length_outlier(texts[i], decoded[k], items[i][1])]
+            if redo and self.settings.retry_repetition_penalty > 1.0:
+                again = self._run([tokens[batch[k]] for k in redo], [items[batch[k]][1] for k in redo],
+                                  self.settings.retry_repetition_penalty)
+                for k, h in zip(redo, again):
+                    hyps[k], decoded[k] = h, self._detokenize(h)
+                self.stats.retried += len(redo)
+            for k, i in enumerate(batch):
+                out[i] = decoded[k]
+            self.stats.batches += 1
+            self.stats.segments += len(batch)
+            self.stats.src_tokens += sum(len(tokens[i]) for i in batch)
+            self.stats.tgt_tokens += sum(len(h) - 1 for h in hyps)
+            self.stats.seconds += time.perf_counter() - started
+            if on_batch:
+                on_batch([(texts[i], items[i][1], out[i]) for i in batch])
+        return out  # type: ignore[return-value]

@@ -1,0 +1,317 @@
+"""Tests for pipeline.translation.quality: structure, language ID, length and repetition checks."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.languages import LANGS, SOURCE_LANG, TARGET_LANGS
+from pipeline.toy.lexicon import parallel_corpus
+from pipeline.translation.quality import (
+    CHAR_RATIO,
+    LanguageIdentifier,
+    check_structure,
+    find_outliers,
+    has_repetition,
+    is_length_outlier,
+    length_ratio,
+    protected_spans,
+    repeated_unit,
+)
+from pipeline.translation.segment import join, segment
+
+SOURCE = (
+    "<image 1>\nWhat does `np.mean(x)` return for the data at https://example.org/data.csv?\n"
+    "(A) 3.14\n(B) 2.71"
+)
+FAITHFUL = (
+    "<image 1>\n¿Qué devuelve `np.mean(x)` para los datos de https://example.org/data.csv?\n"
+    "(A) 3.14\n(B) 2.71"
+)
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[dict[str, str]]:
+    return parallel_corpus()
+
+
+@pytest.fixture(scope="module")
+def identifier() -> LanguageIdentifier:
+    return LanguageIdentifier(LANGS)
+
+
+def _json_roundtrip(meta: dict) -> dict:
+    return json.loads(json.dumps(meta, allow_nan=False))
+
+
+# ---------------------------------------------------------------------------
+# protected spans and structure
+# ---------------------------------------------------------------------------
+
+
+def test_protected_spans_come_from_segment():
+    assert protected_spans(SOURCE) == [
+        "<image 1>", "`np.mean(x)`", "https://example.org/data.csv", "(A)", "3.14", "(B)", "2.71",
+    ]
+    # whitespace, punctuation and emoji are not spans; a number inside a sentence is prose
+    assert protected_spans("Hello!  ... 😀\nThere are 3 circles.") == []
+    assert protected_spans("The area is $\\pi r^2$.\n```python\nx = 1\n```") == ["$\\pi r^2$", "```python\nx = 1\n```"]
+    assert protected_spans("<image>\n- first\n- second") == ["<image>", "-", "-"]
+
+
+def test_faithful_translation_passes():
+    report = check_structure([(SOURCE, FAITHFUL)])
+    assert report.passed and report.checked == 1 and report.failed == 0 and report.examples == []
+
+
+@pytest.mark.parametrize(
+    ("broken", "missing"),
+    [
+        (FAITHFUL.replace("<image 1>\n", "\n"), "<image 1>"),
+        (FAITHFUL.replace("https://example.org/data.csv", "https://example.org/datos.csv"), "https://example.org/data.csv"),
+        (FAITHFUL.replace("3.14", "3,14"), "3.14"),
+        (FAITHFUL.replace("`np.mean(x)`", "`np.media(x)`"), "`np.mean(x)`"),
+        (FAITHFUL.replace("(B) 2.71", "B) 2.71"), "(B)"),
+    ],
+)
+def test_changed_span_fails_and_is_named(broken, missing):
+    report = check_structure([(SOURCE, FAITHFUL), (SOURCE, broken)])
+    assert not report.passed
+    assert (report.checked, report.failed, report.span_failures) == (2, 1, 1)
+    (example,) = report.examples
+    assert example["missing"] == [missing]
+    assert example["source"] == SOURCE and example["translation"] == broken
+
+
+def test_lost_newline_and_duplicated_image_fail():
+    lost = check_structure([(SOURCE, FAITHFUL.replace("\n(B)", " (B)"))])
+    assert lost.failed == 1 and lost.newline_failures == 1
+    assert lost.examples[0]["newlines"] == [3, 2]
+    twice = check_structure([("<image>\nDescribe it.", "<image>\n<image> Décris-le.")])
+    assert twice.failed == 1 and twice.examples[0]["extra"] == ["<image>"]
+
+
+def test_span_glued_to_cjk_text_still_counts():
+    # "访问https://..." : the URL no longer starts a word, but it survived verbatim
+    report = check_structure([("Visit https://a.org/x now.\n<image>", "访问https://a.org/x。\n<image>")])
+    assert report.passed
+
+
+def test_examples_are_capped(corpus):
+    pairs = [("<image>\nHi.", "Hola.")] * 20
+    report = check_structure(pairs, max_examples=5)
+    assert report.failed == 20 and len(report.examples) == 5
+    meta = _json_roundtrip(report.to_metadata())
+    assert meta["failed"] == 20 and meta["failure_share"] == 1.0
+
+
+def test_toy_sentences_pass_structure(corpus):
+    report = check_structure((e[SOURCE_LANG], e[lang]) for e in corpus for lang in TARGET_LANGS)
+    assert report.passed and report.checked == len(corpus) * len(TARGET_LANGS)
+
+
+_PIECES = st.sampled_from([
+    "<image>", "<image 2>", "`code`", "$x^2$", "https://ex.org/a", "a@b.co", "\\frac{1}{2}", "3.14", "42%", "7",
+    "\n", "\n\n", " ", "  ", "\t", "- ", "(A) ", "1. ", "A. ", "# ", "> ", "What is it?", "The cat sleeps.",
+    "e.g. this", "Dr. Who", "。", "猫", "¿Qué?", "```py\nx=1\n```", "x", ".", "-", "(",
+])
+_FAKE_SENTENCE = st.sampled_from(["Zzz", "Yy yy", "猫猫", "Zz."])
+_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@_SETTINGS
+@given(st.lists(_PIECES, max_size=12).map("".join), st.sampled_from(TARGET_LANGS), _FAKE_SENTENCE)
+def test_join_of_segments_always_passes_structure(text, lang, word):
+    """Whatever the model says for each sentence, `segment.join` keeps the structure intact."""
+    segs = segment(text)
+    translation = join(segs, [word for s in segs if s.translate], lang)
+    report = check_structure([(text, text), (text, translation)])
+    assert report.passed, report.examples
+
+
+@_SETTINGS
+@given(st.lists(_PIECES, max_size=12).map("".join), st.sampled_from(TARGET_LANGS), _FAKE_SENTENCE)
+def test_dropping_or_repeating_an_image_always_fails(text, lang, word):
+    text = "<image>" + text
+    segs = segment(text)
+    translation = join(segs, [word for s in segs if s.translate], lang)
+    dropped = check_structure([(text, translation.replace("<image>", "", 1))])
+    assert dropped.failed == 1 and "<image>" in dropped.examples[0]["missing"]
+    repeated = check_structure([(text, translation.replace("<image>", "<image> <image>", 1))])
+    assert repeated.failed == 1 and "<image>" in repeated.examples[0]["extra"]
+
+
+# ---------------------------------------------------------------------------
+# language identification
+# ---------------------------------------------------------------------------
+
+
+def test_toy_corpus_is_identified(identifier, corpus):
+    report = identifier.check_language({lang: [e[lang] for e in corpus] for lang in LANGS}, threshold=0.9)
+    # observed with lingua 2.1: 1.0 for every language except French 0.9924 (5 of 654 short
+    # "Le triangle est vert." sentences are taken for English)
+    shares = report.shares
+    assert set(shares) == set(LANGS)
+    assert all(share >= 0.9 for share in shares.values()), shares
+    assert report.passed and report.failing == [] and report.overall_share >= 0.99
+    meta = _json_roundtrip(report.to_metadata())
+    assert set(meta["per_language"]) == set(LANGS)
+    assert all(v["share"] == round(v["share"], 4) for v in meta["per_language"].values())
+
+
+def test_detect_returns_flores_codes(identifier):
+    got = identifier.detect([
+        "Le chat noir dort sur le canapé depuis ce matin.",
+        "El gato negro duerme en el sofá desde esta mañana.",
+        "黒い猫は今朝からソファで寝ています。",
+        "黑猫从今天早上开始就在沙发上睡觉。",
+        "",
+        "3.14 + 2.71",
+        "<image>\n```\nprint(1)\n```",
+    ])
+    assert got == ["fra_Latn", "spa_Latn", "jpn_Jpan", "zho_Hans", None, None, None]
+
+
+def test_french_labelled_as_spanish_fails(identifier, corpus):
+    spanish = [e["spa_Latn"] for e in corpus[:40]]
+    french = [e["fra_Latn"] for e in corpus[:40]]
+    report = identifier.check_language({"spa_Latn": french[:20] + spanish[:20], "fra_Latn": french}, threshold=0.9)
+    assert report.failing == ["spa_Latn"]
+    assert not report.passed
+    spa = report.per_language["spa_Latn"]
+    assert spa.share <= 0.55 and spa.confusions["fra_Latn"] >= 18
+    assert report.examples and all(ex["lang"] == "spa_Latn" for ex in report.examples)
+    assert report.examples[0]["detected"] == "fra_Latn"
+
+
+def test_letter_free_texts_are_skipped(identifier):
+    texts = ["", "   ", "42", "3.14 + 2.71 = 5.85", "<image>", "$x^2$", "😀 !!", "a", "El gato duerme en el sofá."]
+    report = identifier.check_language({"spa_Latn": texts}, threshold=0.9)
+    spa = report.per_language["spa_Latn"]
+    assert (spa.skipped, spa.checked, spa.matched) == (8, 1, 1)
+    assert report.passed and spa.share == 1.0
+    only_skipped = identifier.check_language({"spa_Latn": texts[:-1]}, threshold=0.9)
+    assert only_skipped.per_language["spa_Latn"].share is None and only_skipped.passed
+    assert _json_roundtrip(only_skipped.to_metadata())["overall_share"] is None
+
+
+def test_kanji_only_japanese_is_ambiguous_not_wrong(identifier):
+    texts = ["三角形", "中央。", "赤い円があります。", "图片中有一个红色的大圆形，它在左上角。"]
+    report = identifier.check_language({"jpn_Jpan": texts}, threshold=0.9)
+    ja = report.per_language["jpn_Jpan"]
+    # short kanji-only phrases can't be told from Chinese; a long Chinese sentence is a real miss
+    assert (ja.ambiguous, ja.matched, ja.checked) == (2, 1, 2)
+    assert ja.confusions["zho_Hans"] == 1 and report.failing == ["jpn_Jpan"]
+
+
+def test_unknown_language_is_rejected(identifier):
+    with pytest.raises(ValueError):
+        identifier.check_language({"deu_Latn": ["Hallo"]}, threshold=0.9)
+    with pytest.raises(ValueError):
+        LanguageIdentifier(["eng_Latn", "deu_Latn"])
+
+
+# ---------------------------------------------------------------------------
+# outliers: repetition and length
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "unit"),
+    [
+        ("the the the the the", "the"),
+        ("的的的的的的", "的"),
+        ("一个一个一个一个", "一个"),
+        ("Il y a un cercle rouge rouge rouge rouge dans l'image.", "rouge"),
+        ("The cat. The cat. The cat. The cat.", "the cat"),
+        ("किताब किताब किताब किताब", "किताब"),
+        ("<image>\nপ্রশ্ন প্রশ্ন প্রশ্ন প্রশ্ন", "প্রশ্ন"),
+    ],
+)
+def test_repetition_loops_are_flagged(text, unit):
+    assert has_repetition(text)
+    assert repeated_unit(text) == unit
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the the the",  # fewer than 4
+        "ha ha",
+        "0 0 0 0 0 0",  # numbers are not a loop
+        "```\na a a a a\n```",  # code is not prose
+        "- yes\n- yes\n- yes\n- yes",  # one item per line
+        "哈哈",
+        "",
+    ],
+)
+def test_normal_text_is_not_repetition(text):
+    assert not has_repetition(text)
+
+
+def test_no_toy_sentence_is_repetition(corpus):
+    flagged = [e[lang] for e in corpus for lang in LANGS if has_repetition(e[lang])]
+    assert flagged == []
+
+
+def test_length_ratio_uses_language_factor():
+    assert length_ratio("The cat sleeps.", "Le chat dort.", "fra_Latn") == pytest.approx(13 / 1.15 / 15)
+    assert length_ratio("The cat sleeps.", "猫在睡觉。", "zho_Hans") == pytest.approx(5 / CHAR_RATIO["zho_Hans"] / 15)
+    # protected pieces don't count, only prose
+    assert length_ratio("<image>\nDescribe it.", "<image>\nDécris-le.", "fra_Latn") == pytest.approx(10 / 1.15 / 12)
+    assert length_ratio("<image>", "<image>", "zho_Hans") == 1.0
+    with pytest.raises(ValueError):
+        length_ratio("a", "b", "deu_Latn")
+
+
+def test_empty_and_too_long_translations_are_outliers():
+    src = "What colour is the big star in the top left corner of the picture?"
+    good = "¿De qué color es la estrella grande en la esquina superior izquierda de la imagen?"
+    assert not is_length_outlier(src, good, "spa_Latn")
+    assert is_length_outlier(src, "", "spa_Latn")
+    assert is_length_outlier(src, "<image>", "spa_Latn")  # no prose left
+    assert is_length_outlier(src, " ".join([good] * 10), "spa_Latn")
+    assert is_length_outlier(src, "¿Color?", "spa_Latn")
+    # a short source: ratios are noise, only empty or absurdly long output counts
+    assert not is_length_outlier("Red.", "Красный.", "rus_Cyrl")
+    assert is_length_outlier("Red.", "", "rus_Cyrl")
+    assert is_length_outlier("Red.", "Красный. " * 20, "rus_Cyrl")
+    # a long code block does not hide a dropped sentence
+    code = "```python\n" + "x = compute(x)\n" * 30 + "```\n"
+    assert is_length_outlier(code + "Explain what this code does and why it is slow.", code, "hin_Deva")
+
+
+def test_toy_pairs_are_not_length_outliers(corpus):
+    outliers = [
+        (lang, e[SOURCE_LANG], e[lang])
+        for e in corpus
+        for lang in TARGET_LANGS
+        if is_length_outlier(e[SOURCE_LANG], e[lang], lang)
+    ]
+    assert outliers == []
+
+
+def test_find_outliers_counts_and_examples(corpus):
+    src = "The small red circle moves to the top left corner of the picture."
+    pairs = [(e[SOURCE_LANG], e[lang], lang) for e in corpus[:30] for lang in TARGET_LANGS]
+    pairs += [
+        (src, "", "zho_Hans"),
+        (src, "小的红色圆形移动到图片的的的的的的左上角。", "zho_Hans"),
+        (src, "Le petit cercle rouge rouge rouge rouge se déplace en haut à gauche.", "fra_Latn"),
+        ("ha ha ha ha, very funny.", "ja ja ja ja, muy gracioso.", "spa_Latn"),  # the source repeats too
+    ]
+    report = find_outliers(pairs)
+    assert report.checked == 30 * len(TARGET_LANGS) + 4
+    assert (report.length_outliers, report.repetitions, report.flagged) == (1, 2, 3)
+    assert report.per_language["zho_Hans"]["repetitions"] == 1
+    assert report.per_language["fra_Latn"]["repetitions"] == 1
+    kinds = sorted((ex["kind"], ex["lang"]) for ex in report.examples)
+    assert kinds == [("length", "zho_Hans"), ("repetition", "fra_Latn"), ("repetition", "zho_Hans")]
+    repeated = {ex["lang"]: ex["repeated"] for ex in report.examples if ex["kind"] == "repetition"}
+    assert repeated == {"zho_Hans": "的", "fra_Latn": "rouge"}
+    meta = _json_roundtrip(report.to_metadata())
+    assert meta["flagged"] == 3 and meta["flagged_share"] == round(3 / report.checked, 4)
+    length_example = next(ex for ex in meta["examples"] if ex["kind"] == "length")
+    assert length_example["ratio"] == 0.0
