@@ -14,15 +14,19 @@ setup: $(STAMP)
 # Installs the project and its pinned dependencies into the current Python (re-runs when pyproject changes).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m pip install -q -e '.[dev]'
-	@mkdir -p .make $(DAGSTER_HOME) && touch $(DAGSTER_HOME)/dagster.yaml && touch $@
+	@mkdir -p .make && touch $@
 
-demo: setup
+# the local Dagster instance (run history for the UI); `make clean` removes it
+$(DAGSTER_HOME)/dagster.yaml:
+	@mkdir -p $(DAGSTER_HOME) && touch $@
+
+demo: setup $(DAGSTER_HOME)/dagster.yaml
 	$(PYTHON) demo.py
 
-ui: setup
+ui: setup $(DAGSTER_HOME)/dagster.yaml
 	dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
-validate: setup
+validate: setup $(DAGSTER_HOME)/dagster.yaml
 	dagster definitions validate -w workspace.yaml
 
 test: setup

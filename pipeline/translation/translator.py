@@ -99,17 +99,13 @@ class Translator:
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
     def _batches(self, lengths: list[int]) -> list[list[int]]:
-        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-        batches, current, longest = [], [], 0
-        for i in order:
-            longest_if_added = max(longest, lengths[i])
-            if current and longest_if_added * (len(current) + 1) > self.batch_tokens:
-                batches.append(current)
-                current, longest_if_added = [], lengths[i]
-            current.append(i)
-            longest = longest_if_added
-        if current:
-            batches.append(current)
+        """Indices sorted by length, packed so that (longest in batch) x (batch size) <= batch_tokens."""
+        batches: list[list[int]] = [[]]
+        for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+            # ascending order: the sentence being added is the batch's longest
+            if batches[-1] and lengths[i] * (len(batches[-1]) + 1) > self.batch_tokens:
+                batches.append([])
+            batches[-1].append(i)
         return batches
 
     def _run(self, tokens: list[list[str]], targets: list[str], penalty: float = 1.0) -> list[list[str]]:

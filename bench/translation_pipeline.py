@@ -1,0 +1,105 @@
+"""Pipeline overhead and re-run cost of translation, side by side in one process.
+
+1. The pipeline's path (segmentation, translation memory look-ups and writes, token batching,
+   quality guards, record rebuilding) against a bare CTranslate2 `translate_iterable` over the same
+   unique sentences (tokenise, translate, detokenise): segments/s of each and the ratio (goal >= 0.85).
+2. A re-run on unchanged input: model calls (goal 0) and wall time against the first run (goal < 10%).
+
+    python bench/translation_pipeline.py [--model DIR] [--langs N]
+
+DIR is a CTranslate2 NLLB folder (default: the toy lake's models/nllb/ct2, built by `make demo`;
+if it is missing, a small toy NLLB is trained first). Results go to bench/results/translation_pipeline.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipeline.config import load_profile  # noqa: E402
+from pipeline.lake import Lake  # noqa: E402
+from pipeline.languages import TARGET_LANGS  # noqa: E402
+from pipeline.toy import lexicon  # noqa: E402
+from pipeline.translation import nllb  # noqa: E402
+from pipeline.translation.datasets import RunStats, translate_texts  # noqa: E402
+from pipeline.translation.translator import Translator  # noqa: E402
+
+
+def bare(translator: Translator, items: list[tuple[str, str]]) -> tuple[list[str], float]:
+    """What a user would write by hand: one translate_iterable over all sentences."""
+    started = time.perf_counter()
+    tok = translator.tokenizer
+    tok.src_lang = "eng_Latn"
+    tokens = [tok.convert_ids_to_tokens(ids) for ids in tok([s for s, _ in items])["input_ids"]]
+    results = translator.engine.translate_iterable(
+        tokens, target_prefix=[[lang] for _, lang in items], max_batch_size=translator.batch_tokens,
+        batch_type="tokens", beam_size=1, max_decoding_length=256,
+    )
+    out = [tok.decode(tok.convert_tokens_to_ids(r.hypotheses[0][1:]), skip_special_tokens=True) for r in results]
+    return out, time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", help="CTranslate2 NLLB folder")
+    parser.add_argument("--langs", type=int, default=len(TARGET_LANGS))
+    args = parser.parse_args()
+
+    model = Path(args.model) if args.model else Path(str(Lake.at(load_profile().lake_root).model("nllb", "ct2")))
+    work = Path(tempfile.mkdtemp(prefix="bench-tp-"))
+    if not (model / "model.bin").exists():
+        print(f"{model} missing: training a quick toy NLLB into {work}", flush=True)
+        nllb.train_toy_nllb(None, work / "hf", nllb.QUICK_CONFIG, log=lambda _: None)
+        model = nllb.convert_to_ctranslate2(work / "hf", work / "ct2", "int8")
+
+    sentences = [row["eng_Latn"] for row in lexicon.parallel_corpus()]
+    langs = list(TARGET_LANGS[: args.langs])
+    translator = Translator(str(model), intra_threads=2)
+    items = [(s, lang) for lang in langs for s in sentences]
+    bare(translator, items[:64])  # warm-up
+
+    bare_out, bare_s = bare(translator, items)
+    url = f"sqlite:///{work}/tm.sqlite"
+    first, again = RunStats(), RunStats()
+    t0 = time.perf_counter()
+    with translator.open_memory(url) as memory:
+        for lang in langs:
+            translate_texts(sentences, lang, translator, memory, log=lambda _: None, stats=first)
+    first_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with translator.open_memory(url) as memory:
+        for lang in langs:
+            translate_texts(sentences, lang, translator, memory, log=lambda _: None, stats=again)
+    again_s = time.perf_counter() - t0
+
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores",
+        "model": str(model),
+        "segments": len(items),
+        "bare_translate_iterable_segments_per_s": round(len(items) / bare_s, 1),
+        "pipeline_segments_per_s": round(first.model_calls / first_s, 1),
+        "pipeline_over_bare": round((first.model_calls / first_s) / (len(items) / bare_s), 3),
+        "pipeline_retried": first.retried,
+        "rerun_model_calls": again.model_calls,
+        "rerun_seconds": round(again_s, 3),
+        "first_run_seconds": round(first_s, 3),
+        "rerun_over_first": round(again_s / first_s, 4),
+    }
+    out = ROOT / "bench" / "results" / "translation_pipeline.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    for k, v in result.items():
+        print(f"{k:<40} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
