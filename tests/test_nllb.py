@@ -1,0 +1,187 @@
+"""The toy NLLB and the CTranslate2 conversion shared by both profiles.
+
+The fast tests train a tiny model for a few steps (machinery, not quality); the slow test trains the
+default toy model and checks the quality bar (chrF >= 80 eng->X on held-out sentences, int8, greedy).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+
+from pipeline.toy import lexicon
+from pipeline.translation import nllb
+
+TINY = nllb.ToyNllbConfig(
+    vocab_size=700, d_model=64, encoder_layers=1, decoder_layers=1, attention_heads=2, ffn_dim=128,
+    steps=200, warmup_steps=20, batch_size=32, lr=5e-3, heldout_fraction=0.1, threads=1, log_every=50,
+)
+
+
+SLICE_LANGS = ("eng_Latn", "fra_Latn", "jpn_Jpan", "hin_Deva", "zho_Hans")
+
+
+def _slice() -> list[dict[str, str]]:
+    """Every 12th toy row in five languages: small enough to learn something in a few seconds."""
+    return [{lang: row[lang] for lang in SLICE_LANGS} for row in lexicon.parallel_corpus()[::12]]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny HF model (6 training steps), its int8 and float32 CTranslate2 conversions."""
+    root = tmp_path_factory.mktemp("nllb")
+    logs: list[str] = []
+    stats = nllb.train_toy_nllb(_slice(), root / "hf", TINY, log=logs.append)
+    int8 = nllb.convert_to_ctranslate2(root / "hf", root / "ct2-int8", "int8")
+    fp32 = nllb.convert_to_ctranslate2(root / "hf", root / "ct2-fp32", None)
+    return {"root": root, "hf": root / "hf", "int8": int8, "fp32": fp32, "stats": stats, "logs": logs}
+
+
+def test_training_stats_and_files(tiny):
+    stats = tiny["stats"]
+    assert stats["steps"] == TINY.steps
+    assert stats["n_train_pairs"] > 0 and stats["n_heldout"] >= 1
+    assert stats["final_loss"] == stats["final_loss"]  # not NaN
+    assert any(line.startswith("step 50/") for line in tiny["logs"])
+    hf = tiny["hf"]
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json",
+                 "sentencepiece.bpe.model", nllb.TOY_INFO_FILE):
+        assert (hf / name).is_file(), name
+    assert not [p for p in hf.parent.iterdir() if p.name.startswith(".hf.tmp")]  # no leftovers
+
+
+def test_heldout_rows_are_never_trained_on(tiny):
+    rows = _slice()
+    train, held = nllb.split_corpus(rows, TINY.heldout_fraction, TINY.seed)
+    assert held and len(train) + len(held) == len(rows)
+    assert nllb.split_corpus(list(reversed(rows)), TINY.heldout_fraction, TINY.seed)[1] == \
+        [r for r in reversed(rows) if r in held]  # independent of the rows' order
+    trained = {s for p in nllb.training_pairs(train) for s in (p[1], p[3])}
+    for row in held:
+        assert not set(row.values()) & trained
+    assert [r["eng_Latn"] for r in nllb.heldout_rows(tiny["hf"], rows)] == [r["eng_Latn"] for r in held]
+
+
+def test_split_keeps_every_template_in_training():
+    rows = lexicon.parallel_corpus()
+    train, held = nllb.split_corpus(rows, 0.08, 0)
+    assert len(held) == round(0.08 * len(rows))
+    kinds = nllb._kind_groups()
+    assert {kinds[r["eng_Latn"]] for r in held} <= {kinds[r["eng_Latn"]] for r in train}
+
+
+def test_tokenizer_nllb_format(tiny):
+    tok = nllb.load_tokenizer(tiny["int8"])
+    row = _slice()[0]
+    for lang in ("hin_Deva", "zho_Hans", "eng_Latn"):
+        tok.src_lang = lang
+        pieces = tok.convert_ids_to_tokens(tok(row[lang])["input_ids"])
+        assert pieces[0] == lang and pieces[-1] == "</s>"
+        assert tok.unk_token not in pieces and len(pieces) > 2
+    assert tok.convert_tokens_to_ids(["<s>", "<pad>", "</s>", "<unk>"]) == [0, 1, 2, 3]
+    for code in lexicon.LANGS:  # the real FLORES-200 codes, each a single token
+        assert tok.convert_tokens_to_ids(code) != tok.unk_token_id
+    assert len(nllb.FAIRSEQ_LANGUAGE_CODES) == 202
+
+
+def test_conversion_output(tiny):
+    for folder in (tiny["int8"], tiny["fp32"]):
+        names = set(os.listdir(folder))
+        assert {"model.bin", "config.json", "tokenizer.json", "tokenizer_config.json",
+                "sentencepiece.bpe.model"} <= names
+        assert not any(n.startswith(".") for n in os.listdir(folder.parent) if "tmp" in n)
+
+
+def test_translate_batch_mixed_targets(tiny):
+    translator, tok = nllb.load_translator(tiny["int8"])
+    sentences = [r["eng_Latn"] for r in _slice()[:2]]
+    out = nllb.translate_batch(translator, tok, sentences, "eng_Latn", ["fra_Latn", "jpn_Jpan"],
+                               max_decoding_length=20)
+    assert len(out) == 2 and all(isinstance(s, str) for s in out)
+    assert not any(code in s for s in out for code in ("fra_Latn", "jpn_Jpan", "</s>"))
+    assert nllb.translate_batch(translator, tok, [], "eng_Latn", []) == []
+    with pytest.raises(ValueError, match="xxx_Latn"):
+        nllb.translate_batch(translator, tok, sentences, "eng_Latn", ["fra_Latn", "xxx_Latn"])
+    with pytest.raises(ValueError):
+        nllb.translate_batch(translator, tok, sentences, "eng_Latn", ["fra_Latn"])
+
+
+def test_evaluate_chrf_shape(tiny):
+    translator, tok = nllb.load_translator(tiny["int8"])
+    held = nllb.heldout_rows(tiny["hf"], _slice())
+    chrf = nllb.evaluate_chrf(translator, tok, held, ["fra_Latn", "jpn_Jpan"])
+    assert set(chrf) == {"eng_to_x", "x_to_eng"}
+    assert set(chrf["eng_to_x"]) == set(chrf["x_to_eng"]) == {"fra_Latn", "jpn_Jpan"}
+    assert all(0 <= v <= 100 for d in chrf.values() for v in d.values())
+
+
+def test_fingerprint(tiny):
+    a = nllb.model_fingerprint(tiny["int8"])
+    assert a == nllb.model_fingerprint(tiny["int8"]) and len(a) == 16
+    assert a != nllb.model_fingerprint(tiny["fp32"])  # different weights, different key
+
+
+def test_reconversion_replaces_atomically(tiny, tmp_path):
+    out = tmp_path / "ct2"
+    nllb.convert_to_ctranslate2(tiny["hf"], out, "int8")
+    (out / "stale.txt").write_text("left from an older model")
+    again = nllb.convert_to_ctranslate2(tiny["hf"], out, "int8")
+    assert again == out and not (out / "stale.txt").exists()
+    assert nllb.model_fingerprint(out) == nllb.model_fingerprint(tiny["int8"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ct2"]
+
+
+def test_missing_folders_raise_clear_errors(tmp_path):
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(FileNotFoundError, match="no-such-model"):
+        nllb.convert_to_ctranslate2(missing, tmp_path / "out", "int8")
+    with pytest.raises(FileNotFoundError, match="no-such-model"):
+        nllb.load_translator(missing)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="config.json"):
+        nllb.convert_to_ctranslate2(empty, tmp_path / "out", "int8")
+    with pytest.raises(FileNotFoundError, match="model.bin"):
+        nllb.load_translator(empty)
+    with pytest.raises(FileNotFoundError, match="empty"):
+        nllb.model_fingerprint(empty)
+    assert not (tmp_path / "out").exists()
+
+
+def test_ct2_float32_greedy_equals_transformers_generate(tiny):
+    import torch
+    from transformers import M2M100ForConditionalGeneration
+
+    model = M2M100ForConditionalGeneration.from_pretrained(str(tiny["hf"])).eval()
+    translator, tok = nllb.load_translator(tiny["fp32"], compute_type="float32")
+    rows = _slice()[:3]
+    cases = [(rows[0]["eng_Latn"], "eng_Latn", "fra_Latn"), (rows[1]["eng_Latn"], "eng_Latn", "hin_Deva"),
+             (rows[2]["zho_Hans"], "zho_Hans", "eng_Latn")]
+    steps = 12
+    for text, src, tgt in cases:
+        tok.src_lang = src
+        ids = tok(text, return_tensors="pt")
+        with torch.no_grad():
+            gen = model.generate(**ids, forced_bos_token_id=tok.convert_tokens_to_ids(tgt), num_beams=1,
+                                 do_sample=False, max_new_tokens=steps)
+        hf = [t for t in gen[0].tolist()[2:] if t != tok.pad_token_id]  # drop </s> start and language code
+        if hf and hf[-1] == tok.eos_token_id:
+            hf = hf[:-1]
+        res = translator.translate_batch([tok.convert_ids_to_tokens(ids["input_ids"][0].tolist())],
+                                         target_prefix=[[tgt]], beam_size=1, max_decoding_length=steps)
+        ct2 = tok.convert_tokens_to_ids(res[0].hypotheses[0][1:])
+        assert ct2 == hf, (text, tgt)
+        assert len(set(ct2)) >= 3  # real output, not one token repeated
+
+
+@pytest.mark.slow
+def test_default_toy_model_reaches_quality_bar(tmp_path):
+    hf_dir, stats, chrf = nllb.ensure_toy_model(tmp_path)
+    assert stats["n_heldout"] >= 40
+    low = {lang: v for lang, v in chrf["eng_to_x"].items() if v < 80}
+    assert not low, f"chrF below 80 (eng->X): {low}; all: {chrf}"
+    assert set(chrf["eng_to_x"]) == set(lexicon.TARGET_LANGS)
+    # cached: a second call neither trains nor evaluates again
+    again = nllb.ensure_toy_model(tmp_path, log=lambda line: None)
+    assert again == (hf_dir, stats, chrf)
