@@ -40,7 +40,7 @@ def bare(translator: Translator, items: list[tuple[str, str]]) -> tuple[list[str
     tokens = [tok.convert_ids_to_tokens(ids) for ids in tok([s for s, _ in items])["input_ids"]]
     results = translator.engine.translate_iterable(
         tokens, target_prefix=[[lang] for _, lang in items], max_batch_size=translator.batch_tokens,
-        batch_type="tokens", beam_size=1, max_decoding_length=256,
+        batch_type="tokens", beam_size=1, max_decoding_length=96,  # the toy model has 128 positions
     )
     out = [tok.decode(tok.convert_tokens_to_ids(r.hypotheses[0][1:]), skip_special_tokens=True) for r in results]
     return out, time.perf_counter() - started

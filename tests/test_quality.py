@@ -315,3 +315,9 @@ def test_find_outliers_counts_and_examples(corpus):
     assert meta["flagged"] == 3 and meta["flagged_share"] == round(3 / report.checked, 4)
     length_example = next(ex for ex in meta["examples"] if ex["kind"] == "length")
     assert length_example["ratio"] == 0.0
+
+
+def test_loop_inside_a_word_is_a_repetition():
+    # seen from the toy NLLB: a syllable looping inside one word, which word-level checks miss
+    assert has_repetition("Décriveveveveveveveveveve la imagen.")
+    assert not has_repetition("Mississippi bananas, hahaha.")

@@ -408,9 +408,14 @@ class TranslationMemory:
         engine = self._engine_now()
         new = 0
         with engine.begin() as conn:
-            for start in range(0, len(values), _INSERT_CHUNK):
-                stmt = self._insert().values(values[start : start + _INSERT_CHUNK])
-                new += conn.execute(stmt.on_conflict_do_nothing()).rowcount
+            if engine.dialect.name == "sqlite":
+                # one prepared statement run many times: sqlite3's executemany sums the inserted rows,
+                # and it skips compiling a multi-VALUES statement per chunk (the hot spot in profiles)
+                new = conn.execute(self._insert().on_conflict_do_nothing(), values).rowcount
+            else:
+                for start in range(0, len(values), _INSERT_CHUNK):
+                    stmt = self._insert().values(values[start : start + _INSERT_CHUNK])
+                    new += conn.execute(stmt.on_conflict_do_nothing()).rowcount
         with self._lock:
             self._writes += new
         return new

@@ -584,19 +584,25 @@ def _repeat_patterns(min_repeats: int) -> tuple[re.Pattern, re.Pattern]:
     return words, chars
 
 
+# a loop inside one word ("Décriveveveveve"): 2-4 letters, then the same letters 4+ more times; no
+# word of the eleven languages repeats a syllable five times in a row
+_SUBWORD_LOOP = re.compile(r"([^\W\d_]{2,4})\1{4,}")
+
+
 def repeated_unit(text: str, min_repeats: int = 4) -> str | None:
     """The first unit that `text` repeats `min_repeats` or more times in a row, or None.
 
     A unit is 1-4 words (compared casefolded, punctuation ignored: "The cat. The cat. The cat. The
     cat." repeats "the cat") containing a letter (a run of numbers is no loop), or 1-6 characters
-    starting with a Chinese / Japanese / Korean character ("的的的的", "一个一个一个一个"). Only prose is
+    starting with a Chinese / Japanese / Korean character ("的的的的", "一个一个一个一个"), or 2-4 letters
+    looping inside a word five times or more ("Décriveveveveve"). Only prose is
     searched, one line at a time: lists and code across lines are left alone.
     """
     if min_repeats < 2:
         raise ValueError("min_repeats must be at least 2")
     words_re, chars_re = _repeat_patterns(min_repeats)
     for line in _prose_lines(text or ""):
-        m = chars_re.search(line)
+        m = chars_re.search(line) or _SUBWORD_LOOP.search(line)
         if m:
             return m.group(1)
         tokens = " ".join(line.translate(_PUNCT_TO_SPACE).casefold().split())
