@@ -15,7 +15,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -159,7 +158,3 @@ def download_captions(
         out, files, extra={**result.stats(), "content_digest": _content_digest(tars, result), "shards": len(tars)}
     )
     return DownloadResult(result, manifest, seconds)
-
-
-def sample_rows(result: ReadResult, n: int = 5) -> list[dict[str, Any]]:
-    return [{k: r[k] for k in ("key", "caption", "url")} for r in result.kept[:n]]

@@ -6,11 +6,10 @@ the raw assets show as metadata.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -66,21 +65,6 @@ class ReadResult:
             "rows_quarantined": len(self.quarantined),
             "quarantine_reasons": self.reasons(),
         }
-
-
-def content_digest(rows: Iterable[dict[str, Any]]) -> str:
-    """Hash of rows' canonical JSON: equal content gives an equal digest, whatever the file bytes."""
-    h = hashlib.sha256()
-    for row in rows:
-        h.update(json.dumps(row, ensure_ascii=False, sort_keys=True, default=_bytes_digest).encode())
-        h.update(b"\n")
-    return h.hexdigest()
-
-
-def _bytes_digest(value: Any) -> str:
-    if isinstance(value, (bytes, bytearray)):
-        return "sha256:" + hashlib.sha256(value).hexdigest()
-    return str(value)
 
 
 def publish(out_dir: UPath, result: ReadResult, fmt: str, extra: dict[str, Any] | None = None) -> Manifest:
