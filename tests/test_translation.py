@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.corpora.mmmu import parse_options
 from pipeline.lake import Lake
 from pipeline.sources import ingest
 from pipeline.translation import nllb
 from pipeline.translation.datasets import DATASETS, read_rows, translate_rows, translate_texts
 from pipeline.translation.memory import TranslationMemory
+from pipeline.translation.segment import sentences
 from pipeline.translation.translator import DecodingSettings, Translator
 from tests.conftest import small_profile
 
@@ -100,8 +102,7 @@ def test_new_rows_cost_only_their_new_sentences(world, tmp_path):
         new_row = {"id": "new", "conversations": [{"from": "human", "value": "<image>\nIs the star big or small?"},
                                                   {"from": "gpt", "value": "The star grows."}]}
         out, second = translate_rows(spec, rows + [new_row], "spa_Latn", t, memory, log=lambda _: None)
-    known = {s for r in rows for text in spec.texts(r) for s in __import__("pipeline.translation.segment",
-             fromlist=["sentences"]).sentences(text)}
+    known = {s for r in rows for text in spec.texts(r) for s in sentences(text)}
     expected_new = len({"Is the star big or small?", "The star grows."} - known)
     assert second.model_calls == expected_new
     assert second.cache_hits == first.segments_unique
@@ -129,14 +130,8 @@ def test_mmmu_translation_keeps_answers_and_options_shape(world, tmp_path):
         out, _ = translate_rows(spec, rows, "hin_Deva", t, memory, log=lambda _: None)
     for src, dst in zip(rows, out):
         assert dst["answer"] == src["answer"] and dst["id"] == src["id"]
-        assert len(eval_list(dst["options"])) == len(eval_list(src["options"]))
+        assert len(parse_options(dst["options"])) == len(parse_options(src["options"]))
         assert dst["question"].startswith("<image 1>\n") and dst["image_1"] == src["image_1"]
-
-
-def eval_list(s: str) -> list:
-    from pipeline.corpora.mmmu import parse_options
-
-    return parse_options(s)
 
 
 def test_killed_run_resumes_without_loss_or_duplicates(world, tmp_path):
@@ -155,8 +150,8 @@ def test_killed_run_resumes_without_loss_or_duplicates(world, tmp_path):
                 break
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed; use smaller batches"
-    assert not lake.translated("llava_instruct", "ben_Beng").exists() or not (
-        lake.translated("llava_instruct", "ben_Beng") / "rows.jsonl").exists()
+    # the partition is written only when complete: a killed run leaves no partial output
+    assert not (lake.translated("llava_instruct", "ben_Beng") / "rows.jsonl").exists()
 
     done = subprocess.run(cmd + ["--quiet"], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     stats = json.loads(done.stdout.strip().splitlines()[-1])
