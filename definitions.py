@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.automation import raw_data_sensor, retranslation_schedule, translation_job
+from assets.automation import raw_data_sensor, retranslation_schedules, translation_jobs
 from assets.raw import raw_assets
 from assets.translation import translation_assets
 from pipeline.config import Profile, load_profile
@@ -12,11 +12,12 @@ from resources import LakeResource, TranslatorResource
 
 def make_definitions(profile: Profile, lake_root: str | None = None) -> dg.Definitions:
     t = profile.translation
+    jobs = translation_jobs(profile)
     return dg.Definitions(
         assets=[*raw_assets(profile), *translation_assets(profile)],
-        jobs=[translation_job(profile)],
-        schedules=[retranslation_schedule(profile)],
-        sensors=[raw_data_sensor(profile)],
+        jobs=jobs,
+        schedules=retranslation_schedules(profile),
+        sensors=[raw_data_sensor(profile, jobs)],
         resources={
             "lake": LakeResource(root=lake_root or profile.lake_root),
             "translator": TranslatorResource(

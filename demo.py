@@ -2,7 +2,7 @@
 
 Runs in-process against $DAGSTER_HOME, so every materialisation (metadata, data versions, checks)
 shows up in the UI afterwards (`make ui`). Unpartitioned assets run first in one run, then the
-language-partitioned ones, one run per language, as a backfill would.
+partitioned ones, one run per partition (a language, or a chunk of a language), as a backfill would.
 """
 from __future__ import annotations
 
@@ -24,15 +24,21 @@ def main() -> int:
     job = defs.resolve_implicit_global_asset_job_def()
     keys = graph.get_all_asset_keys()
     plain = [k for k in keys if not graph.get(k).is_partitioned]
-    by_lang = [k for k in keys if graph.get(k).is_partitioned]
+    # assets that share a partitioning (languages, or chunks x languages) run together, one run per key
+    groups: dict[tuple[str, ...], list[dg.AssetKey]] = {}
+    for k in sorted(set(keys) - set(plain)):
+        groups.setdefault(tuple(graph.get(k).partitions_def.get_partition_keys()), []).append(k)
+    todo = [(lang, key, assets) for lang in profile.languages for part_keys, assets in groups.items()
+            for key in part_keys if key.split("|")[-1] == lang]
     started = time.perf_counter()
-    print(f"profile {profile.name}: {len(plain)} assets, then {len(by_lang)} assets x {len(profile.languages)} languages",
-          flush=True)
+    print(f"profile {profile.name}: {len(plain)} assets, then {len(todo)} partition runs "
+          f"({len(keys) - len(plain)} assets, {len(profile.languages)} languages)", flush=True)
     runs = [job.execute_in_process(run_config=QUIET, instance=instance, asset_selection=plain, raise_on_error=False)]
-    for lang in profile.languages if runs[0].success else []:
-        print(f"--- translating into {lang}", flush=True)
-        runs.append(job.execute_in_process(run_config=QUIET, instance=instance, asset_selection=by_lang,
-                                           partition_key=lang, raise_on_error=False))
+    for lang, key, assets in todo if runs[0].success else []:
+        print(f"--- translating into {lang}: partition {key} of {', '.join(a.to_user_string() for a in assets)}",
+              flush=True)
+        runs.append(job.execute_in_process(run_config=QUIET, instance=instance, asset_selection=assets,
+                                           partition_key=key, raise_on_error=False))
     if not all(r.success for r in runs):
         print("the demo failed; see the errors above, or open the run in the UI with `make ui`", file=sys.stderr)
         return 1
@@ -66,7 +72,7 @@ def _summary(runs, seconds: float) -> None:
                 t[3].append(md["chrf_vs_original"].value)
     for name, (parts, calls, hits, chrf) in sorted(totals.items()):
         extra = f", back-translation chrF {sum(chrf) / len(chrf):.1f}" if chrf else f", {calls} model calls, {hits} memory hits"
-        print(f"  {name:<28} {parts} languages{extra}")
+        print(f"  {name:<28} {parts} partitions{extra}")
     failed = [c for r in runs for c in r.get_asset_check_evaluations() if not c.passed]
     print(f"  asset checks: {sum(len(r.get_asset_check_evaluations()) for r in runs)} run, {len(failed)} failed"
           + "".join(f"\n    - {c.asset_key.to_user_string()}/{c.check_name}" for c in failed[:10]))

@@ -1,7 +1,8 @@
 """Groups `models` and `translation`: the NLLB model, the translated datasets, MMMU back-translation.
 
-Translated assets are partitioned by target language; each partition goes through the translation
-memory, so an unchanged re-run makes zero model calls. Three asset checks guard every partition:
+Translated assets are partitioned by target language, and large datasets also by chunk of rows
+(`translation.chunks` in the profile: a `chunk` x `lang` multi-partition). Each partition goes through
+the translation memory, so an unchanged re-run makes zero model calls. Three asset checks guard every partition:
 structure (blocking: every protected span survives), language identification and outliers.
 """
 import dagster as dg
@@ -12,14 +13,28 @@ from pipeline.config import Profile
 from pipeline.languages import SOURCE_LANG
 from pipeline.corpora.mmmu import parse_options
 from pipeline.translation import nllb, quality
-from pipeline.translation.datasets import DATASETS, DatasetSpec, read_rows, translate_rows, translate_texts, write_rows
+from pipeline.translation.datasets import (DATASETS, DatasetSpec, chunk_keys, partition_folder, read_rows,
+                                          rows_in_chunk, translate_rows, translate_texts, write_rows)
 from resources import LakeResource, TranslatorResource
 
 MODEL = "nllb_model"
 
 
-def language_partitions(profile: Profile) -> dg.StaticPartitionsDefinition:
-    return dg.StaticPartitionsDefinition(list(profile.languages))
+def translation_partitions(profile: Profile, dataset: str) -> dg.PartitionsDefinition:
+    """One partition per language, or per (chunk, language) for a dataset the profile splits into chunks."""
+    langs = dg.StaticPartitionsDefinition(list(profile.languages))
+    n = profile.translation.chunks_of(dataset)
+    if n == 1:
+        return langs
+    return dg.MultiPartitionsDefinition({"chunk": dg.StaticPartitionsDefinition(chunk_keys(n)), "lang": langs})
+
+
+def partition_of(context: dg.AssetExecutionContext) -> tuple[str, int]:
+    """(language, chunk index) of the partition being materialised."""
+    key = context.partition_key
+    if isinstance(key, dg.MultiPartitionKey):
+        return key.keys_by_dimension["lang"], int(key.keys_by_dimension["chunk"])
+    return key, 0
 
 
 def nllb_model_asset(profile: Profile) -> dg.AssetsDefinition:
@@ -79,16 +94,19 @@ def _check_results(name: str, spec: DatasetSpec, source_rows, rows, lang: str, t
 def translated_asset(spec: DatasetSpec, profile: Profile) -> dg.AssetsDefinition:
     name = f"translated_{spec.name}"
 
-    @dg.asset(name=name, group_name="translation", partitions_def=language_partitions(profile),
+    n = profile.translation.chunks_of(spec.name)
+    per = "one partition per language" if n == 1 else f"{n} chunks of rows per language"
+
+    @dg.asset(name=name, group_name="translation", partitions_def=translation_partitions(profile, spec.name),
               deps=[*spec.sources, MODEL], code_version="1", check_specs=_checks(name), kinds={"ctranslate2"},
-              description=f"{spec.paper_name}: {spec.name} translated with NLLB, one partition per language")
+              description=f"{spec.paper_name}: {spec.name} translated with NLLB, {per}")
     def _translated(context: dg.AssetExecutionContext, lake: LakeResource, translator: TranslatorResource):
-        lang, store = context.partition_key, lake.get()
-        rows = spec.load(store)
+        (lang, chunk), store = partition_of(context), lake.get()
+        rows = rows_in_chunk(spec, spec.load(store), chunk, n)
         engine = translator.open_translator(store)
         with translator.open_memory(store, engine) as memory:
             out, stats = translate_rows(spec, rows, lang, engine, memory, log=context.log.info)
-        folder = store.translated(spec.name, lang)
+        folder = partition_folder(store, spec.name, lang, chunk, n)
         manifest = write_rows(folder, out, spec.fmt, extra=stats.to_dict())
         sample = [{"source": s, "translation": t} for r, o in zip(rows[:3], out[:3])
                   for s, t in list(zip(spec.texts(r), spec.texts(o)))[:2]]
@@ -102,13 +120,15 @@ def translated_asset(spec: DatasetSpec, profile: Profile) -> dg.AssetsDefinition
 
 
 def backtranslation_asset(profile: Profile) -> dg.AssetsDefinition:
-    @dg.asset(name="mmmu_backtranslated", group_name="translation", partitions_def=language_partitions(profile),
-              deps=["translated_mmmu"], code_version="1",
+    chunks = profile.translation.chunks_of("mmmu")  # partitioned like translated_mmmu, partition for partition
+
+    @dg.asset(name="mmmu_backtranslated", group_name="translation",
+              partitions_def=translation_partitions(profile, "mmmu"), deps=["translated_mmmu"], code_version="1",
               description="MMMU Multi translated back into English, with chrF against the original (paper, Table 1)")
     def mmmu_backtranslated(context: dg.AssetExecutionContext, lake: LakeResource, translator: TranslatorResource):
-        lang, store = context.partition_key, lake.get()
+        (lang, chunk), store = partition_of(context), lake.get()
         spec = DATASETS["mmmu"]
-        rows = read_rows(store.translated("mmmu", lang))
+        rows = read_rows(partition_folder(store, "mmmu", lang, chunk, chunks))
         texts = [t for r in rows for t in spec.texts(r)]
         originals = [t for r in rows for t in (r["source_question"], *parse_options(r["source_options"]))]
         engine = translator.open_translator(store)
@@ -121,7 +141,7 @@ def backtranslation_asset(profile: Profile) -> dg.AssetsDefinition:
             vals = [next(it) for _ in range(n)]
             out.append({**r, "question": vals[0], "options": str(vals[1:]), "lang": SOURCE_LANG,
                         "via_lang": lang})
-        folder = store.translated("mmmu_back", lang)
+        folder = partition_folder(store, "mmmu_back", lang, chunk, chunks)
         manifest = write_rows(folder, out, "parquet", extra={"chrf": chrf})
         return dg.MaterializeResult(
             metadata={"chrf_vs_original": round(chrf, 2), "questions": len(rows), "path": str(folder),

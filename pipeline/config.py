@@ -95,6 +95,7 @@ class ToyWorld(_Strict):
 
 
 TRANSLATABLE = ("llava_instruct", "cambrian_image", "cambrian_text", "captions", "mmmu")
+MAX_CHUNKS = 999  # chunk keys are three digits: 000..998
 
 
 class TranslationSettings(_Strict):
@@ -112,6 +113,9 @@ class TranslationSettings(_Strict):
     langid_threshold: float = Field(0.8, ge=0, le=1)
     schedule: str = "0 3 * * *"  # cron of the scheduled re-translation (a no-op when nothing changed)
     datasets: tuple[str, ...] = TRANSLATABLE
+    # rows of a large dataset split into this many partitions per language (by a stable hash of the
+    # row id), so a backfill fans out; a dataset not named here has one partition per language
+    chunks: dict[str, int] = {}
     toy_nllb: dict[str, Any] = {}  # overrides of pipeline.translation.nllb.ToyNllbConfig (toy model only)
 
     @field_validator("datasets")
@@ -121,6 +125,20 @@ class TranslationSettings(_Strict):
         if unknown:
             raise ValueError(f"unknown dataset(s) {unknown}; translatable: {list(TRANSLATABLE)}")
         return names
+
+    @field_validator("chunks")
+    @classmethod
+    def _valid_chunks(cls, chunks: dict[str, int]) -> dict[str, int]:
+        unknown = [n for n in chunks if n not in TRANSLATABLE]
+        if unknown:
+            raise ValueError(f"unknown dataset(s) {unknown}; translatable: {list(TRANSLATABLE)}")
+        bad = {n: c for n, c in chunks.items() if not 1 <= c <= MAX_CHUNKS}
+        if bad:
+            raise ValueError(f"chunk counts must be between 1 and {MAX_CHUNKS}: {bad}")
+        return chunks
+
+    def chunks_of(self, dataset: str) -> int:
+        return self.chunks.get(dataset, 1)
 
 
 class Profile(_Strict):

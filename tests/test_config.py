@@ -68,3 +68,12 @@ def test_unknown_language_is_named(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="profile file not found: .*nope.yaml"):
         load_profile(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("chunks, message", [({"llava": 4}, "unknown dataset.*llava"),
+                                              ({"captions": 0}, "between 1 and 999")])
+def test_bad_chunk_setting_is_named(tmp_path, chunks, message):
+    data = _toy()
+    data["translation"]["chunks"] = chunks
+    with pytest.raises(ConfigError, match=rf"translation\.chunks.*{message}"):
+        load_profile(_write(tmp_path, data))

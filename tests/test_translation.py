@@ -18,7 +18,8 @@ from pipeline.corpora.mmmu import parse_options
 from pipeline.lake import Lake
 from pipeline.sources import ingest
 from pipeline.translation import nllb
-from pipeline.translation.datasets import DATASETS, read_rows, translate_rows, translate_texts
+from pipeline.translation.datasets import (DATASETS, partition_folder, read_rows, rows_in_chunk, translate_rows,
+                                          translate_texts)
 from pipeline.translation.memory import TranslationMemory
 from pipeline.translation.segment import sentences
 from pipeline.translation.translator import DecodingSettings, Translator
@@ -138,8 +139,9 @@ def test_killed_run_resumes_without_loss_or_duplicates(world, tmp_path):
     """Kill the CLI mid-partition with SIGKILL; the re-run redoes at most the batch in flight."""
     profile, lake = world
     env = {**os.environ, "MMG4_CONFIG": str(ROOT / "configs" / "toy.yaml"), "PYTHONUNBUFFERED": "1"}
+    n = profile.translation.chunks_of("llava_instruct")  # toy.yaml splits it; the test kills chunk 0
     cmd = [sys.executable, "-m", "pipeline.translation", "translate", "--dataset", "llava_instruct",
-           "--lang", "ben_Beng", "--lake", str(lake.root), "--batch-tokens", "64"]
+           "--lang", "ben_Beng", "--chunk", "0", "--lake", str(lake.root), "--batch-tokens", "64"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     stored = 0
     for line in proc.stderr:
@@ -151,7 +153,8 @@ def test_killed_run_resumes_without_loss_or_duplicates(world, tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed; use smaller batches"
     # the partition is written only when complete: a killed run leaves no partial output
-    assert not (lake.translated("llava_instruct", "ben_Beng") / "rows.jsonl").exists()
+    folder = partition_folder(lake, "llava_instruct", "ben_Beng", 0, n)
+    assert not (folder / "rows.jsonl").exists()
 
     done = subprocess.run(cmd + ["--quiet"], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     stats = json.loads(done.stdout.strip().splitlines()[-1])
@@ -160,5 +163,23 @@ def test_killed_run_resumes_without_loss_or_duplicates(world, tmp_path):
     t = _translator(lake)
     with t.open_memory(lake.memory_url()) as m:
         assert m.count("ben_Beng") == stats["segments_unique"], "no sentence lost, none stored twice"
-    rows = read_rows(lake.translated("llava_instruct", "ben_Beng"))
-    assert len(rows) == profile.toy_world.llava_rows and all(r["lang"] == "ben_Beng" for r in rows)
+    rows = read_rows(folder)
+    spec = DATASETS["llava_instruct"]
+    assert [r["id"] for r in rows] == [r["id"] for r in rows_in_chunk(spec, spec.load(lake), 0, n)]
+    assert all(r["lang"] == "ben_Beng" for r in rows)
+
+
+def test_chunks_split_rows_completely_and_stably(world):
+    """Every row lands in exactly one chunk, and new rows change only the chunks they fall into."""
+    _, lake = world
+    spec = DATASETS["llava_instruct"]
+    rows = spec.load(lake)
+    chunks = [rows_in_chunk(spec, rows, c, 3) for c in range(3)]
+    ids = [r["id"] for chunk in chunks for r in chunk]
+    assert sorted(ids) == sorted(r["id"] for r in rows) and all(chunks)
+    new = {**rows[0], "id": "added-row"}
+    grown = [rows_in_chunk(spec, rows + [new], c, 3) for c in range(3)]
+    changed = [c for c in range(3) if grown[c] != chunks[c]]
+    assert len(changed) == 1 and grown[changed[0]][-1]["id"] == "added-row"
+    with pytest.raises(ValueError, match="out of range"):
+        rows_in_chunk(spec, rows, 3, 3)

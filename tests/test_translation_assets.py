@@ -1,4 +1,5 @@
-"""Translation assets in Dagster: a partition per language, checks, zero-work re-runs, schedule, sensor, CLI backfill."""
+"""Translation assets in Dagster: partitions per language and per chunk, checks, zero-work re-runs, schedule,
+sensor, CLI backfill."""
 from __future__ import annotations
 
 import os
@@ -11,18 +12,25 @@ import pytest
 import yaml
 
 from definitions import make_definitions
+from pipeline.lake import Lake
+from pipeline.toy import lexicon
+from pipeline.translation.datasets import DATASETS, partition_folder, read_rows, read_translated, rows_in_chunk
+from pipeline.translation.segment import segment
+from pipeline.translation.translator import Translator
 from tests.conftest import small_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_NLLB = {"d_model": 64, "ffn_dim": 128, "encoder_layers": 1, "decoder_layers": 1, "steps": 30,
              "warmup_steps": 5, "batch_size": 32, "log_every": 1000}
 UPSTREAM = ["toy_world", "llava_instruct", "mmmu", "nllb_model"]
+CHUNKS = {"llava_instruct": 2}  # llava is split into (chunk x language) partitions, mmmu is not
 
 
-def _profile(root):
+def _profile(root, **translation):
     p = small_profile(str(root))
     return p.model_copy(update={"translation": p.translation.model_copy(
-        update={"toy_nllb": TINY_NLLB, "datasets": ("llava_instruct", "mmmu"), "langid_threshold": 0.0})})
+        update={"toy_nllb": TINY_NLLB, "datasets": ("llava_instruct", "mmmu"), "langid_threshold": 0.0,
+                "chunks": CHUNKS, **translation})})
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +44,8 @@ def env(tmp_path_factory):
     return profile, defs, instance, root
 
 
-def _translate(defs, instance, lang):
-    keys = [dg.AssetKey(k) for k in ("translated_llava_instruct", "translated_mmmu", "mmmu_backtranslated")]
-    job = defs.resolve_implicit_global_asset_job_def()
-    return job.execute_in_process(instance=instance, asset_selection=keys, partition_key=lang)
+def _translate(defs, instance, dataset, key):
+    return defs.resolve_job_def(f"retranslate_{dataset}").execute_in_process(instance=instance, partition_key=key)
 
 
 def _meta(result, name):
@@ -49,37 +55,54 @@ def _meta(result, name):
 
 def test_partition_translates_checks_and_reruns_for_free(env):
     _, defs, instance, _ = env
-    first = _translate(defs, instance, "fra_Latn")
+    first = _translate(defs, instance, "mmmu", "fra_Latn")
     assert first.success
-    md = _meta(first, "translated_llava_instruct")
+    md = _meta(first, "translated_mmmu")
     for key in ("segments_total", "segments_unique", "cache_hits", "model_calls", "segments_per_s"):
         assert key in md
     assert md["model_calls"].value == md["segments_unique"].value > 0
     checks = {(c.asset_key.to_user_string(), c.check_name): c for c in first.get_asset_check_evaluations()}
-    assert checks[("translated_llava_instruct", "structure")].passed
     assert checks[("translated_mmmu", "structure")].passed
     assert {"language", "outliers"} <= {name for _, name in checks}
     assert "chrf_vs_original" in _meta(first, "mmmu_backtranslated")
 
-    second = _translate(defs, instance, "fra_Latn")
-    md2 = _meta(second, "translated_llava_instruct")
+    second = _translate(defs, instance, "mmmu", "fra_Latn")
+    md2 = _meta(second, "translated_mmmu")
     assert md2["model_calls"].value == 0 and md2["cache_hits"].value == md["segments_unique"].value
     versions = lambda r: {e.materialization.asset_key.to_user_string(): e.materialization.tags["dagster/data_version"]
                           for e in r.get_asset_materialization_events()}
     assert versions(first) == versions(second)
 
 
-def test_schedule_requests_every_language(env):
+def test_chunks_of_a_language_together_hold_every_row_once(env):
+    profile, defs, instance, root = env
+    lake = Lake.at(root)
+    for chunk in ("000", "001"):
+        result = _translate(defs, instance, "llava_instruct", f"{chunk}|hin_Deva")
+        assert result.success
+        md = _meta(result, "translated_llava_instruct")
+        assert md["rows"].value == len(read_rows(partition_folder(lake, "llava_instruct", "hin_Deva", int(chunk), 2)))
+    rows = read_translated(lake, "llava_instruct", "hin_Deva", 2)
+    source = DATASETS["llava_instruct"].load(lake)
+    assert sorted(r["id"] for r in rows) == sorted(r["id"] for r in source)
+    assert all(r["lang"] == "hin_Deva" for r in rows)
+
+
+def test_schedules_request_every_partition(env):
     profile, defs, instance, _ = env
-    schedule = defs.resolve_schedule_def("retranslate_schedule")
     import datetime
 
     tick = datetime.datetime(2026, 11, 26, 3, 0, tzinfo=datetime.timezone.utc)
-    with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick,
-                                   repository_def=defs.get_repository_def()) as context:
-        requests = list(schedule.evaluate_tick(context).run_requests)
-    assert sorted(r.partition_key for r in requests) == sorted(profile.languages)
-    assert schedule.cron_schedule == profile.translation.schedule
+    expected = {"llava_instruct": {f"{c}|{lang}" for c in ("000", "001") for lang in profile.languages},
+                "mmmu": set(profile.languages)}
+    for dataset, keys in expected.items():
+        schedule = defs.resolve_schedule_def(f"retranslate_{dataset}_schedule")
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick,
+                                       repository_def=defs.get_repository_def()) as context:
+            requests = list(schedule.evaluate_tick(context).run_requests)
+        assert {r.partition_key for r in requests} == keys
+        assert len({r.run_key for r in requests}) == len(requests), "one run key per partition and tick"
+        assert schedule.cron_schedule == profile.translation.schedule
 
 
 def test_sensor_reacts_to_new_raw_materialisation_once(env):
@@ -87,27 +110,65 @@ def test_sensor_reacts_to_new_raw_materialisation_once(env):
     sensor = defs.resolve_sensor_def("translate_new_raw_data")
     context = dg.build_sensor_context(instance=instance, definitions=defs)
     requests = sensor.evaluate_tick(context).run_requests
-    assert len(requests) == len(profile.languages)
-    assert {k.to_user_string() for k in requests[0].asset_selection} == {"translated_llava_instruct", "translated_mmmu"}
+    by_job = {}
+    for r in requests:
+        by_job.setdefault(r.job_name, set()).add(r.partition_key)
+    assert by_job == {"retranslate_llava_instruct": {f"{c}|{lang}" for c in ("000", "001") for lang in profile.languages},
+                      "retranslate_mmmu": set(profile.languages)}
     cursor = sensor.evaluate_tick(context).cursor
     again = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor))
     assert not again.run_requests, "nothing new since the last tick"
 
 
-def test_backfill_languages_from_the_command_line(env, tmp_path):
-    """The README's command: `dagster asset materialize -m definitions --select ... --partition LANG`."""
+def test_backfill_a_chunk_from_the_command_line(env, tmp_path):
+    """The README's command: `dagster asset materialize -m definitions --select ... --partition CHUNK|LANG`."""
     profile, _, _, root = env
     config = yaml.safe_load((ROOT / "configs" / "toy.yaml").read_text())
     config["lake_root"] = str(root)
-    config["translation"].update(toy_nllb=TINY_NLLB, datasets=["llava_instruct", "mmmu"])
+    config["translation"].update(toy_nllb=TINY_NLLB, datasets=["llava_instruct", "mmmu"], chunks=CHUNKS)
     path = tmp_path / "profile.yaml"
     path.write_text(yaml.safe_dump(config))
     home = tmp_path / "home"
     home.mkdir()
     run_env = {**os.environ, "MMG4_CONFIG": str(path), "DAGSTER_HOME": str(home)}
     proc = subprocess.run(["dagster", "asset", "materialize", "-m", "definitions", "--select",
-                           "translated_llava_instruct", "--partition", "urd_Arab"],
+                           "translated_llava_instruct", "--partition", "001|urd_Arab"],
                           cwd=ROOT, env=run_env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = root / "translated" / "llava_instruct" / "urd_Arab" / "rows.jsonl"
-    assert out.exists() and len(out.read_text().splitlines()) == profile.toy_world.llava_rows
+    lake = Lake.at(root)
+    out = root / "translated" / "llava_instruct" / "urd_Arab" / "chunk-001-of-002" / "rows.jsonl"
+    spec = DATASETS["llava_instruct"]
+    assert out.exists() and len(out.read_text().splitlines()) == len(rows_in_chunk(spec, spec.load(lake), 1, 2))
+    assert not (root / "translated" / "llava_instruct" / "urd_Arab" / "chunk-000-of-002").exists()
+
+
+def _seed_memory(profile, root, dataset, chunk, n, lang, text_lang):
+    """Store, as the `lang` translation of every sentence in a chunk, the lexicon's `text_lang` sentence."""
+    lake = Lake.at(root)
+    spec = DATASETS[dataset]
+    rows = rows_in_chunk(spec, spec.load(lake), chunk, n)
+    wanted = {s.text for r in rows for t in spec.texts(r) for s in segment(t) if s.translate}
+    reference = {row["eng_Latn"]: row[text_lang] for row in lexicon.parallel_corpus()}
+    assert wanted <= reference.keys(), "the toy dataset is made of lexicon sentences"
+    translator = Translator.from_settings(str(lake.model("nllb", "ct2")), profile.translation)
+    with translator.open_memory(lake.memory_url()) as memory:
+        memory.put_many([(s, lang, reference[s]) for s in sorted(wanted)])
+
+
+def test_language_check_flags_outputs_in_the_wrong_language(env):
+    """A partition whose outputs are in another language fails the `language` check, with examples;
+    one in the right language passes. (Outputs come from the memory, so the tiny model's quality is moot.)"""
+    profile, _, instance, root = env
+    strict = _profile(root, langid_threshold=0.8)
+    defs = make_definitions(strict, lake_root=str(root))
+    _seed_memory(strict, root, "llava_instruct", 0, 2, "kor_Hang", "spa_Latn")  # Spanish posing as Korean
+    _seed_memory(strict, root, "llava_instruct", 0, 2, "spa_Latn", "spa_Latn")
+    results = {}
+    for lang in ("kor_Hang", "spa_Latn"):
+        run = _translate(defs, instance, "llava_instruct", f"000|{lang}")
+        assert _meta(run, "translated_llava_instruct")["model_calls"].value == 0
+        results[lang] = next(c for c in run.get_asset_check_evaluations() if c.check_name == "language")
+    wrong, right = results["kor_Hang"], results["spa_Latn"]
+    assert not wrong.passed and right.passed
+    assert wrong.severity == dg.AssetCheckSeverity.WARN
+    assert wrong.metadata["examples"].data[0]["detected"] == "spa_Latn"

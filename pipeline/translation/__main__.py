@@ -2,6 +2,10 @@
 
     python -m pipeline.translation translate --dataset llava_instruct --lang fra_Latn
     python -m pipeline.translation translate --dataset mmmu --lang all
+    python -m pipeline.translation translate --dataset llava_instruct --lang hin_Deva --chunk 1
+
+A dataset the profile splits into chunks (`translation.chunks`) is translated chunk by chunk, into the
+same folders as the Dagster partitions; `--chunk` picks one (default: all of them).
 
 Uses the active profile (MMG4_CONFIG) and its lake; the NLLB model must exist (materialise
 `nllb_model`, or `python -m pipeline.translation.nllb`). Prints one JSON line of stats per language.
@@ -14,7 +18,7 @@ import sys
 
 from pipeline.config import load_profile
 from pipeline.lake import Lake
-from pipeline.translation.datasets import DATASETS, translate_rows, write_rows
+from pipeline.translation.datasets import DATASETS, partition_folder, rows_in_chunk, translate_rows, write_rows
 from pipeline.translation.translator import Translator
 
 
@@ -25,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     t.add_argument("--lang", required=True, help="a FLORES code of the profile, or 'all'")
     t.add_argument("--lake", help="override the profile's lake_root")
+    t.add_argument("--chunk", type=int, help="one chunk of a chunked dataset (0-based); default: every chunk")
     t.add_argument("--batch-tokens", type=int, help="override translation.batch_tokens")
     t.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -38,13 +43,18 @@ def main(argv: list[str] | None = None) -> int:
     s = profile.translation
     translator = Translator.from_settings(str(lake.model("nllb", "ct2")), s, batch_tokens=args.batch_tokens)
     spec = DATASETS[args.dataset]
+    n = s.chunks_of(spec.name)
+    if args.chunk is not None and not 0 <= args.chunk < n:
+        parser.error(f"--chunk {args.chunk}: profile {profile.name} splits {spec.name} into {n} chunk(s), 0..{n - 1}")
+    chunks = range(n) if args.chunk is None else [args.chunk]
     rows = spec.load(lake)
     log = (lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     for lang in langs:
-        with translator.open_memory(s.memory_url or lake.memory_url()) as memory:
-            out, stats = translate_rows(spec, rows, lang, translator, memory, log=log)
-        write_rows(lake.translated(spec.name, lang), out, spec.fmt, extra=stats.to_dict())
-        print(json.dumps({"dataset": spec.name, "lang": lang, **stats.to_dict()}), flush=True)
+        for chunk in chunks:
+            with translator.open_memory(s.memory_url or lake.memory_url()) as memory:
+                out, stats = translate_rows(spec, rows_in_chunk(spec, rows, chunk, n), lang, translator, memory, log=log)
+            write_rows(partition_folder(lake, spec.name, lang, chunk, n), out, spec.fmt, extra=stats.to_dict())
+            print(json.dumps({"dataset": spec.name, "lang": lang, "chunk": chunk, **stats.to_dict()}), flush=True)
     return 0
 
 

@@ -7,6 +7,7 @@ records -> texts -> segments -> unique sentences -> translation memory -> model 
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import time
 from dataclasses import asdict, dataclass
@@ -37,6 +38,7 @@ class DatasetSpec:
     texts: Callable[[Row], list[str]]
     rebuild: Callable[[Row, list[str], str], Row]
     fmt: str  # jsonl | parquet
+    row_id: Callable[[Row], str] = lambda r: str(r["id"])  # stable across runs: decides the row's chunk
 
 
 # --- LLaVA-format conversations -------------------------------------------------------------------
@@ -97,10 +99,40 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("cambrian_text", ("cambrian",), "CT M", _conversations("cambrian", lambda r: not has_image(r)),
                     _conv_texts, _conv_rebuild, "jsonl"),
         DatasetSpec("captions", ("cc_sbu", "laion"), "stage-1 captions", _captions,
-                    lambda r: [r["caption"]], _caption_rebuild, "jsonl"),
+                    lambda r: [r["caption"]], _caption_rebuild, "jsonl", row_id=lambda r: f"{r['source']}/{r['key']}"),
         DatasetSpec("mmmu", ("mmmu",), "MMMU Multi", _mmmu, _mmmu_texts, _mmmu_rebuild, "parquet"),
     )
 }
+
+
+# --- chunks: a large dataset's rows split into several partitions per language ----------------------
+
+def chunk_keys(n: int) -> list[str]:
+    """The names of n chunks ('000', '001', ...): the `chunk` dimension of the partitions."""
+    return [f"{i:03d}" for i in range(n)]
+
+
+def chunk_of(row_id: str, n: int) -> int:
+    """A row's chunk, from a hash of its id: adding rows changes only the chunks they fall into."""
+    return int.from_bytes(hashlib.blake2b(row_id.encode(), digest_size=8).digest(), "big") % n
+
+
+def rows_in_chunk(spec: DatasetSpec, rows: list[Row], chunk: int, n: int) -> list[Row]:
+    if not 0 <= chunk < n:
+        raise ValueError(f"chunk {chunk} out of range for {n} chunks")
+    return rows if n == 1 else [r for r in rows if chunk_of(spec.row_id(r), n) == chunk]
+
+
+def partition_folder(lake: Lake, dataset: str, lang: str, chunk: int = 0, n: int = 1):
+    """translated/<dataset>/<lang>/, or .../<lang>/chunk-<i>-of-<n>/ when the dataset is chunked
+    (the count is in the name, so re-chunking never mixes old and new files)."""
+    folder = lake.translated(dataset, lang)
+    return folder if n == 1 else folder / f"chunk-{chunk:03d}-of-{n:03d}"
+
+
+def read_translated(lake: Lake, dataset: str, lang: str, n: int = 1) -> list[Row]:
+    """All translated rows of one language, every chunk of it."""
+    return [r for c in range(n) for r in read_rows(partition_folder(lake, dataset, lang, c, n))]
 
 
 @dataclass
