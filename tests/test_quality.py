@@ -16,6 +16,7 @@ from pipeline.translation.quality import (
     find_outliers,
     has_repetition,
     is_length_outlier,
+    is_suspect_sentence,
     length_ratio,
     protected_spans,
     repeated_unit,
@@ -321,3 +322,18 @@ def test_loop_inside_a_word_is_a_repetition():
     # seen from the toy NLLB: a syllable looping inside one word, which word-level checks miss
     assert has_repetition("Décriveveveveveveveveveve la imagen.")
     assert not has_repetition("Mississippi bananas, hahaha.")
+
+
+@pytest.mark.parametrize("src, tgt, lang", [
+    ("Describe the picture.", "Décriveveveveveve la imagen.", "fra_Latn"),
+    ("The circle is red.", "Le cercle le cercle le cercle le cercle est rouge.", "fra_Latn"),
+    ("The circle is red and the square is blue.", "Rouge.", "fra_Latn"),
+    ("Red", "", "fra_Latn"),
+    ("The circle is red.", "Le cercle est rouge.", "fra_Latn"),
+    ("What colour is the triangle?", "三角形是什么颜色的？", "zho_Hans"),
+    ("Yes.", "Sí.", "spa_Latn"),
+])
+def test_translator_guard_agrees_with_the_checks_on_single_sentences(src, tgt, lang):
+    """The translator's cheap per-sentence guard flags exactly what the asset checks would."""
+    expected = has_repetition(tgt) or is_length_outlier(src, tgt, lang)
+    assert is_suspect_sentence(src, tgt, lang) == expected

@@ -548,8 +548,11 @@ def is_length_outlier(
     `min_chars` prose characters ("Yes.", "Red") ratios are noise, so only an empty translation or
     one longer than `high * min_chars` (normalised) characters counts.
     """
-    s = _prose_chars(src)
-    t_raw = _prose_chars(tgt)
+    return _length_outlier(_prose_chars(src), _prose_chars(tgt), tgt_lang, low, high, min_chars)
+
+
+def _length_outlier(s: int, t_raw: int, tgt_lang: str, low: float = 0.33, high: float = 3.0,
+                    min_chars: int = 10) -> bool:
     if s == 0:
         return t_raw > 0 and t_raw / _char_ratio(tgt_lang) > high * min_chars
     if t_raw == 0:
@@ -558,6 +561,16 @@ def is_length_outlier(
     if s < min_chars:
         return t > high * min_chars
     return not low <= t / s <= high
+
+
+def is_suspect_sentence(src: str, tgt: str, tgt_lang: str) -> bool:
+    """The translator's guard, for one sentence and its translation: a loop or a length outlier.
+
+    Same rules as `has_repetition` and `is_length_outlier`, without segmenting: the source is already
+    a single sentence of prose, and this runs on every model output, so it has to be cheap."""
+    if any(_repeated_in_line(line, 4) for line in tgt.splitlines()):
+        return True
+    return _length_outlier(len(src.strip()), len(tgt.strip()), tgt_lang)
 
 
 # Word level: prose with punctuation turned into spaces, split at whitespace, casefolded. Tokens are
@@ -600,15 +613,22 @@ def repeated_unit(text: str, min_repeats: int = 4) -> str | None:
     """
     if min_repeats < 2:
         raise ValueError("min_repeats must be at least 2")
-    words_re, chars_re = _repeat_patterns(min_repeats)
     for line in _prose_lines(text or ""):
-        m = chars_re.search(line) or _SUBWORD_LOOP.search(line)
-        if m:
+        unit = _repeated_in_line(line, min_repeats)
+        if unit:
+            return unit
+    return None
+
+
+def _repeated_in_line(line: str, min_repeats: int) -> str | None:
+    words_re, chars_re = _repeat_patterns(min_repeats)
+    m = chars_re.search(line) or _SUBWORD_LOOP.search(line)
+    if m:
+        return m.group(1)
+    tokens = " ".join(line.translate(_PUNCT_TO_SPACE).casefold().split())
+    for m in words_re.finditer(tokens):
+        if any(c.isalpha() for c in m.group(1)):
             return m.group(1)
-        tokens = " ".join(line.translate(_PUNCT_TO_SPACE).casefold().split())
-        for m in words_re.finditer(tokens):
-            if any(c.isalpha() for c in m.group(1)):
-                return m.group(1)
     return None
 
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
-from pipeline.translation.quality import has_repetition, is_length_outlier
+from pipeline.translation.quality import is_suspect_sentence
 
 
 @dataclass(frozen=True)
@@ -137,8 +137,7 @@ class Translator:
             started = time.perf_counter()
             hyps = self._run([tokens[i] for i in batch], [items[i][1] for i in batch])
             decoded = [self._detokenize(h) for h in hyps]
-            redo = [k for k, i in enumerate(batch)
-                    if has_repetition(decoded[k]) or is_length_outlier(texts[i], decoded[k], items[i][1])]
+            redo = [k for k, i in enumerate(batch) if is_suspect_sentence(texts[i], decoded[k], items[i][1])]
             if redo and self.settings.retry_repetition_penalty > 1.0:
                 again = self._run([tokens[batch[k]] for k in redo], [items[batch[k]][1] for k in redo],
                                   self.settings.retry_repetition_penalty)
