@@ -71,6 +71,18 @@ def test_split_keeps_every_template_in_training():
     assert {kinds[r["eng_Latn"]] for r in held} <= {kinds[r["eng_Latn"]] for r in train}
 
 
+def test_small_templates_are_repeated_up_to_the_minimum():
+    """A one-row template ("Describe the picture.") is trained as often as a 24-row one; big ones are untouched."""
+    train, _ = nllb.split_corpus(lexicon.parallel_corpus(), 0.08, 0)
+    kinds = nllb._kind_groups()
+    count = lambda rows: {k: sum(kinds[r["eng_Latn"]] == k for r in rows) for k in set(kinds.values())}
+    before, after = count(train), count(nllb.balance_templates(train, 24))
+    for kind, n in before.items():
+        assert after[kind] == max(n, 24) if n else after[kind] == 0
+    assert after["describe"] == 24 and after["caption"] == before["caption"]
+    assert {r["eng_Latn"] for r in nllb.balance_templates(train, 24)} == {r["eng_Latn"] for r in train}
+
+
 def test_tokenizer_nllb_format(tiny):
     tok = nllb.load_tokenizer(tiny["int8"])
     row = _slice()[0]

@@ -67,7 +67,7 @@ __all__ = [
 
 SPM_FILE = "sentencepiece.bpe.model"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", SPM_FILE, "special_tokens_map.json")
-TOY_RECIPE_VERSION = 1  # bump when the training code changes what a config trains (invalidates caches)
+TOY_RECIPE_VERSION = 2  # bump when the training code changes what a config trains (invalidates caches)
 TOY_INFO_FILE = "toy_nllb.json"  # written next to the toy HF model: config, stats, held-out rows, chrF
 # files of a converted model that identify it (the fingerprint): weights, config, vocabulary, tokenizer
 _FINGERPRINT_FILES = ("model.bin", "config.json", "shared_vocabulary.json", "shared_vocabulary.txt",
@@ -124,6 +124,9 @@ class ToyNllbConfig:
     grad_clip: float = 1.0
     heldout_fraction: float = 0.08
     bare_words: bool = True  # also train on the bare attribute words (multiple-choice options)
+    # rows of a sentence template with fewer rows are repeated up to this many: without it a one-row
+    # template ("Describe the picture.") is seen 240x less often than the captions and comes out garbled
+    min_template_rows: int = 24
     # torch intra-op threads. 1, not 2: this model's matmuls are tiny, and on a busy 2-core machine two
     # OpenMP threads spin against the other processes (measured 5x slower per step than one thread)
     threads: int = 1
@@ -303,6 +306,20 @@ def split_corpus(rows: Sequence[dict[str, str]], fraction: float = 0.08, seed: i
     return train, heldout
 
 
+def balance_templates(rows: Sequence[dict[str, str]], min_rows: int) -> list[dict[str, str]]:
+    """`rows`, with the rows of every toy sentence template that has fewer than `min_rows` rows repeated
+    (round-robin) until it has `min_rows`. Rows that are not toy sentences are left as they are."""
+    kinds = _kind_groups()
+    by_kind: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        if r[SOURCE_LANG] in kinds:
+            by_kind.setdefault(kinds[r[SOURCE_LANG]], []).append(r)
+    out = list(rows)
+    for members in by_kind.values():
+        out += [members[i % len(members)] for i in range(max(0, min_rows - len(members)))]
+    return out
+
+
 def _bare_word_rows() -> list[dict[str, str]]:
     from pipeline.toy import lexicon
 
@@ -423,7 +440,7 @@ def train_toy_nllb(corpus: Sequence[dict[str, str]] | None, out_dir: str | os.Pa
     langs += sorted({l for r in rows for l in r} - set(LANGS))
     train_rows, heldout = split_corpus(rows, cfg.heldout_fraction, cfg.seed)
     extra = _bare_word_rows() if cfg.bare_words else []
-    pairs = training_pairs(train_rows + extra, langs)
+    pairs = training_pairs(balance_templates(train_rows, cfg.min_template_rows) + extra, langs)
     final = _local(out_dir, "out_dir")
     tmp = _tmp_sibling(final)
     threads_before = torch.get_num_threads()
