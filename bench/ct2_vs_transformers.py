@@ -161,22 +161,30 @@ def _strip(tokens: list[int]) -> list[int]:
     return tokens[: tokens.index(EOS_ID)] if EOS_ID in tokens else tokens
 
 
+def pad_batch(batch: list[list[int]], device: str = "cpu"):
+    """Right-padded input ids and attention mask for `generate`."""
+    width = max(map(len, batch))
+    ids = torch.full((len(batch), width), PAD_ID, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for j, s in enumerate(batch):
+        ids[j, : len(s)] = torch.tensor(s)
+        mask[j, : len(s)] = 1
+    return ids.to(device), mask.to(device)
+
+
 class HFEngine:
-    def __init__(self, model, tgt_id: int, threads: int):
-        self.model, self.tgt_id, self.threads = model, tgt_id, threads
+    """transformers `generate`, batches of `batch_size` examples; `threads` None leaves torch's setting."""
+
+    def __init__(self, model, tgt_id: int, threads: int | None, device: str = "cpu"):
+        self.model, self.tgt_id, self.threads, self.device = model, tgt_id, threads, device
 
     def run(self, srcs, batch_size: int, beam: int, new_tokens: int, forced: bool):
-        torch.set_num_threads(self.threads)
+        if self.threads:
+            torch.set_num_threads(self.threads)
         outs = []
         with torch.inference_mode():
             for i in range(0, len(srcs), batch_size):
-                batch = srcs[i: i + batch_size]
-                width = max(map(len, batch))
-                ids = torch.full((len(batch), width), PAD_ID, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for j, s in enumerate(batch):
-                    ids[j, : len(s)] = torch.tensor(s)
-                    mask[j, : len(s)] = 1
+                ids, mask = pad_batch(srcs[i: i + batch_size], self.device)
                 # new tokens counted by generate include the forced language token, hence + 1
                 gen = self.model.generate(
                     input_ids=ids, attention_mask=mask, forced_bos_token_id=self.tgt_id,
@@ -190,8 +198,8 @@ class HFEngine:
 
 
 class CT2Engine:
-    def __init__(self, path: Path, compute_type: str, intra: int, inter: int, vocab: list[str]):
-        self.tr = ctranslate2.Translator(str(path), device="cpu", compute_type=compute_type,
+    def __init__(self, path: Path, compute_type: str, intra: int, inter: int, vocab: list[str], device: str = "cpu"):
+        self.tr = ctranslate2.Translator(str(path), device=device, compute_type=compute_type,
                                          intra_threads=intra, inter_threads=inter)
         self.vocab = vocab
         self.index = {t: i for i, t in enumerate(vocab)}
@@ -229,12 +237,7 @@ def _logit_gap(model, tgt_id: int, src: list[int], ct2: list[int], hf: list[int]
 
 def first_step_logit_diff(model, engine: "CT2Engine", srcs, tgt_id: int) -> dict:
     """Max |logit difference| between transformers fp32 and CTranslate2 at the first free step."""
-    width = max(map(len, srcs))
-    ids = torch.full((len(srcs), width), PAD_ID, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for j, s in enumerate(srcs):
-        ids[j, : len(s)] = torch.tensor(s)
-        mask[j, : len(s)] = 1
+    ids, mask = pad_batch(srcs)
     with torch.inference_mode():
         ref = model(input_ids=ids, attention_mask=mask,
                     decoder_input_ids=torch.tensor([[EOS_ID, tgt_id]] * len(srcs))).logits[:, -1]
