@@ -11,6 +11,7 @@ import time
 
 import dagster as dg
 
+from assets.translation import partition_of
 from definitions import defs
 from pipeline.config import load_profile
 
@@ -29,7 +30,7 @@ def main() -> int:
     for k in sorted(set(keys) - set(plain)):
         groups.setdefault(tuple(graph.get(k).partitions_def.get_partition_keys()), []).append(k)
     todo = [(lang, key, assets) for lang in profile.languages for part_keys, assets in groups.items()
-            for key in part_keys if key.split("|")[-1] == lang]
+            for key in part_keys if partition_of(key).lang == lang]
     started = time.perf_counter()
     print(f"profile {profile.name}: {len(plain)} assets, then {len(todo)} partition runs "
           f"({len(keys) - len(plain)} assets, {len(profile.languages)} languages)", flush=True)

@@ -5,6 +5,8 @@ Translated assets are partitioned by target language, and large datasets also by
 the translation memory, so an unchanged re-run makes zero model calls. Three asset checks guard every partition:
 structure (blocking: every protected span survives), language identification and outliers.
 """
+from typing import NamedTuple
+
 import dagster as dg
 import sacrebleu
 
@@ -23,18 +25,22 @@ MODEL = "nllb_model"
 def translation_partitions(profile: Profile, dataset: str) -> dg.PartitionsDefinition:
     """One partition per language, or per (chunk, language) for a dataset the profile splits into chunks."""
     langs = dg.StaticPartitionsDefinition(list(profile.languages))
-    n = profile.translation.chunks_of(dataset)
-    if n == 1:
+    n_chunks = profile.translation.chunk_count(dataset)
+    if n_chunks == 1:
         return langs
-    return dg.MultiPartitionsDefinition({"chunk": dg.StaticPartitionsDefinition(chunk_keys(n)), "lang": langs})
+    return dg.MultiPartitionsDefinition({"chunk": dg.StaticPartitionsDefinition(chunk_keys(n_chunks)), "lang": langs})
 
 
-def partition_of(context: dg.AssetExecutionContext) -> tuple[str, int]:
-    """(language, chunk index) of the partition being materialised."""
-    key = context.partition_key
+class Partition(NamedTuple):
+    lang: str
+    chunk: int  # index of the chunk of rows; 0 when the dataset is not split
+
+
+def partition_of(key: str) -> Partition:
+    """The language and chunk of a partition key ('fra_Latn' or '001|fra_Latn')."""
     if isinstance(key, dg.MultiPartitionKey):
-        return key.keys_by_dimension["lang"], int(key.keys_by_dimension["chunk"])
-    return key, 0
+        return Partition(key.keys_by_dimension["lang"], int(key.keys_by_dimension["chunk"]))
+    return Partition(key, 0)
 
 
 def nllb_model_asset(profile: Profile) -> dg.AssetsDefinition:
@@ -94,24 +100,25 @@ def _check_results(name: str, spec: DatasetSpec, source_rows, rows, lang: str, t
 def translated_asset(spec: DatasetSpec, profile: Profile) -> dg.AssetsDefinition:
     name = f"translated_{spec.name}"
 
-    n = profile.translation.chunks_of(spec.name)
-    per = "one partition per language" if n == 1 else f"{n} chunks of rows per language"
+    n_chunks = profile.translation.chunk_count(spec.name)
+    per = "one partition per language" if n_chunks == 1 else f"{n_chunks} chunks of rows per language"
 
     @dg.asset(name=name, group_name="translation", partitions_def=translation_partitions(profile, spec.name),
               deps=[*spec.sources, MODEL], code_version="1", check_specs=_checks(name), kinds={"ctranslate2"},
               description=f"{spec.paper_name}: {spec.name} translated with NLLB, {per}")
     def _translated(context: dg.AssetExecutionContext, lake: LakeResource, translator: TranslatorResource):
-        (lang, chunk), store = partition_of(context), lake.get()
-        rows = rows_in_chunk(spec, spec.load(store), chunk, n)
+        (lang, chunk), store = partition_of(context.partition_key), lake.get()
+        rows = rows_in_chunk(spec, spec.load(store), chunk, n_chunks)  # loads every row, keeps this chunk's
         engine = translator.open_translator(store)
         with translator.open_memory(store, engine) as memory:
             out, stats = translate_rows(spec, rows, lang, engine, memory, log=context.log.info)
-        folder = partition_folder(store, spec.name, lang, chunk, n)
+        folder = partition_folder(store, spec.name, lang, chunk, n_chunks)
         manifest = write_rows(folder, out, spec.fmt, extra=stats.to_dict())
         sample = [{"source": s, "translation": t} for r, o in zip(rows[:3], out[:3])
                   for s, t in list(zip(spec.texts(r), spec.texts(o)))[:2]]
         yield dg.MaterializeResult(
-            metadata={**stats_metadata(stats.to_dict()), "path": str(folder), "sample": md_table(sample)},
+            metadata={**stats_metadata(stats.to_dict()), "lang": lang, "chunk": f"{chunk} of {n_chunks}",
+                      "path": str(folder), "sample": md_table(sample)},
             data_version=dg.DataVersion(manifest.digest()),
         )
         yield from _check_results(name, spec, rows, out, lang, profile.translation.langid_threshold)
@@ -120,15 +127,15 @@ def translated_asset(spec: DatasetSpec, profile: Profile) -> dg.AssetsDefinition
 
 
 def backtranslation_asset(profile: Profile) -> dg.AssetsDefinition:
-    chunks = profile.translation.chunks_of("mmmu")  # partitioned like translated_mmmu, partition for partition
+    n_chunks = profile.translation.chunk_count("mmmu")  # partitioned like translated_mmmu, partition for partition
 
     @dg.asset(name="mmmu_backtranslated", group_name="translation",
               partitions_def=translation_partitions(profile, "mmmu"), deps=["translated_mmmu"], code_version="1",
               description="MMMU Multi translated back into English, with chrF against the original (paper, Table 1)")
     def mmmu_backtranslated(context: dg.AssetExecutionContext, lake: LakeResource, translator: TranslatorResource):
-        (lang, chunk), store = partition_of(context), lake.get()
+        (lang, chunk), store = partition_of(context.partition_key), lake.get()
         spec = DATASETS["mmmu"]
-        rows = read_rows(partition_folder(store, "mmmu", lang, chunk, chunks))
+        rows = read_rows(partition_folder(store, "mmmu", lang, chunk, n_chunks))
         texts = [t for r in rows for t in spec.texts(r)]
         originals = [t for r in rows for t in (r["source_question"], *parse_options(r["source_options"]))]
         engine = translator.open_translator(store)
@@ -141,7 +148,7 @@ def backtranslation_asset(profile: Profile) -> dg.AssetsDefinition:
             vals = [next(it) for _ in range(n)]
             out.append({**r, "question": vals[0], "options": str(vals[1:]), "lang": SOURCE_LANG,
                         "via_lang": lang})
-        folder = partition_folder(store, "mmmu_back", lang, chunk, chunks)
+        folder = partition_folder(store, "mmmu_back", lang, chunk, n_chunks)
         manifest = write_rows(folder, out, "parquet", extra={"chrf": chrf})
         return dg.MaterializeResult(
             metadata={"chrf_vs_original": round(chrf, 2), "questions": len(rows), "path": str(folder),

@@ -137,7 +137,7 @@ class TranslationSettings(_Strict):
             raise ValueError(f"chunk counts must be between 1 and {MAX_CHUNKS}: {bad}")
         return chunks
 
-    def chunks_of(self, dataset: str) -> int:
+    def chunk_count(self, dataset: str) -> int:
         return self.chunks.get(dataset, 1)
 
 

@@ -18,8 +18,8 @@ from pipeline.corpora.mmmu import parse_options
 from pipeline.lake import Lake
 from pipeline.sources import ingest
 from pipeline.translation import nllb
-from pipeline.translation.datasets import (DATASETS, partition_folder, read_rows, rows_in_chunk, translate_rows,
-                                          translate_texts)
+from pipeline.translation.datasets import (DATASETS, partition_folder, read_rows, rows_in_chunk, split_into_chunks,
+                                          translate_rows, translate_texts)
 from pipeline.translation.memory import TranslationMemory
 from pipeline.translation.segment import sentences
 from pipeline.translation.translator import DecodingSettings, Translator
@@ -139,7 +139,7 @@ def test_killed_run_resumes_without_loss_or_duplicates(world, tmp_path):
     """Kill the CLI mid-partition with SIGKILL; the re-run redoes at most the batch in flight."""
     profile, lake = world
     env = {**os.environ, "MMG4_CONFIG": str(ROOT / "configs" / "toy.yaml"), "PYTHONUNBUFFERED": "1"}
-    n = profile.translation.chunks_of("llava_instruct")  # toy.yaml splits it; the test kills chunk 0
+    n = profile.translation.chunk_count("llava_instruct")  # toy.yaml splits it; the test kills chunk 0
     cmd = [sys.executable, "-m", "pipeline.translation", "translate", "--dataset", "llava_instruct",
            "--lang", "ben_Beng", "--chunk", "0", "--lake", str(lake.root), "--batch-tokens", "64"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -177,6 +177,7 @@ def test_chunks_split_rows_completely_and_stably(world):
     chunks = [rows_in_chunk(spec, rows, c, 3) for c in range(3)]
     ids = [r["id"] for chunk in chunks for r in chunk]
     assert sorted(ids) == sorted(r["id"] for r in rows) and all(chunks)
+    assert split_into_chunks(spec, rows, 3) == chunks, "the CLI's one-pass split agrees with the assets'"
     new = {**rows[0], "id": "added-row"}
     grown = [rows_in_chunk(spec, rows + [new], c, 3) for c in range(3)]
     changed = [c for c in range(3) if grown[c] != chunks[c]]

@@ -8,7 +8,8 @@ A dataset the profile splits into chunks (`translation.chunks`) is translated ch
 same folders as the Dagster partitions; `--chunk` picks one (default: all of them).
 
 Uses the active profile (MMG4_CONFIG) and its lake; the NLLB model must exist (materialise
-`nllb_model`, or `python -m pipeline.translation.nllb`). Prints one JSON line of stats per language.
+`nllb_model`, or `python -m pipeline.translation.nllb`). Prints one JSON line of stats per
+language and chunk.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import sys
 
 from pipeline.config import load_profile
 from pipeline.lake import Lake
-from pipeline.translation.datasets import DATASETS, partition_folder, rows_in_chunk, translate_rows, write_rows
+from pipeline.translation.datasets import DATASETS, partition_folder, split_into_chunks, translate_rows, write_rows
 from pipeline.translation.translator import Translator
 
 
@@ -43,17 +44,18 @@ def main(argv: list[str] | None = None) -> int:
     s = profile.translation
     translator = Translator.from_settings(str(lake.model("nllb", "ct2")), s, batch_tokens=args.batch_tokens)
     spec = DATASETS[args.dataset]
-    n = s.chunks_of(spec.name)
-    if args.chunk is not None and not 0 <= args.chunk < n:
-        parser.error(f"--chunk {args.chunk}: profile {profile.name} splits {spec.name} into {n} chunk(s), 0..{n - 1}")
-    chunks = range(n) if args.chunk is None else [args.chunk]
-    rows = spec.load(lake)
+    n_chunks = s.chunk_count(spec.name)
+    if args.chunk is not None and not 0 <= args.chunk < n_chunks:
+        parser.error(f"--chunk {args.chunk}: profile {profile.name} splits {spec.name} into {n_chunks} chunk(s), "
+                     f"0..{n_chunks - 1}")
+    chunks = split_into_chunks(spec, spec.load(lake), n_chunks)  # hashed once, reused for every language
+    todo = range(n_chunks) if args.chunk is None else [args.chunk]
     log = (lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     for lang in langs:
-        for chunk in chunks:
+        for chunk in todo:
             with translator.open_memory(s.memory_url or lake.memory_url()) as memory:
-                out, stats = translate_rows(spec, rows_in_chunk(spec, rows, chunk, n), lang, translator, memory, log=log)
-            write_rows(partition_folder(lake, spec.name, lang, chunk, n), out, spec.fmt, extra=stats.to_dict())
+                out, stats = translate_rows(spec, chunks[chunk], lang, translator, memory, log=log)
+            write_rows(partition_folder(lake, spec.name, lang, chunk, n_chunks), out, spec.fmt, extra=stats.to_dict())
             print(json.dumps({"dataset": spec.name, "lang": lang, "chunk": chunk, **stats.to_dict()}), flush=True)
     return 0
 

@@ -107,32 +107,42 @@ DATASETS: dict[str, DatasetSpec] = {
 
 # --- chunks: a large dataset's rows split into several partitions per language ----------------------
 
-def chunk_keys(n: int) -> list[str]:
-    """The names of n chunks ('000', '001', ...): the `chunk` dimension of the partitions."""
-    return [f"{i:03d}" for i in range(n)]
+def chunk_keys(n_chunks: int) -> list[str]:
+    """The names of the chunks ('000', '001', ...): the `chunk` dimension of the partitions."""
+    return [f"{i:03d}" for i in range(n_chunks)]
 
 
-def chunk_of(row_id: str, n: int) -> int:
+def chunk_of(row_id: str, n_chunks: int) -> int:
     """A row's chunk, from a hash of its id: adding rows changes only the chunks they fall into."""
-    return int.from_bytes(hashlib.blake2b(row_id.encode(), digest_size=8).digest(), "big") % n
+    return int.from_bytes(hashlib.blake2b(row_id.encode(), digest_size=8).digest(), "big") % n_chunks
 
 
-def rows_in_chunk(spec: DatasetSpec, rows: list[Row], chunk: int, n: int) -> list[Row]:
-    if not 0 <= chunk < n:
-        raise ValueError(f"chunk {chunk} out of range for {n} chunks")
-    return rows if n == 1 else [r for r in rows if chunk_of(spec.row_id(r), n) == chunk]
+def rows_in_chunk(spec: DatasetSpec, rows: list[Row], chunk: int, n_chunks: int) -> list[Row]:
+    if not 0 <= chunk < n_chunks:
+        raise ValueError(f"chunk {chunk} out of range for {n_chunks} chunks")
+    return rows if n_chunks == 1 else [r for r in rows if chunk_of(spec.row_id(r), n_chunks) == chunk]
 
 
-def partition_folder(lake: Lake, dataset: str, lang: str, chunk: int = 0, n: int = 1):
-    """translated/<dataset>/<lang>/, or .../<lang>/chunk-<i>-of-<n>/ when the dataset is chunked
-    (the count is in the name, so re-chunking never mixes old and new files)."""
+def split_into_chunks(spec: DatasetSpec, rows: list[Row], n_chunks: int) -> list[list[Row]]:
+    """All chunks at once (each row hashed once), in chunk order."""
+    chunks: list[list[Row]] = [[] for _ in range(n_chunks)]
+    for r in rows:
+        chunks[chunk_of(spec.row_id(r), n_chunks) if n_chunks > 1 else 0].append(r)
+    return chunks
+
+
+def partition_folder(lake: Lake, dataset: str, lang: str, chunk: int, n_chunks: int):
+    """translated/<dataset>/<lang>/, or .../<lang>/chunk-<i>-of-<n>/ when the dataset is chunked.
+
+    The count is in the name and readers take only the folders of the current count, so changing it
+    never mixes old and new rows; the old files stay until removed."""
     folder = lake.translated(dataset, lang)
-    return folder if n == 1 else folder / f"chunk-{chunk:03d}-of-{n:03d}"
+    return folder if n_chunks == 1 else folder / f"chunk-{chunk:03d}-of-{n_chunks:03d}"
 
 
-def read_translated(lake: Lake, dataset: str, lang: str, n: int = 1) -> list[Row]:
+def read_translated(lake: Lake, dataset: str, lang: str, n_chunks: int) -> list[Row]:
     """All translated rows of one language, every chunk of it."""
-    return [r for c in range(n) for r in read_rows(partition_folder(lake, dataset, lang, c, n))]
+    return [r for c in range(n_chunks) for r in read_rows(partition_folder(lake, dataset, lang, c, n_chunks))]
 
 
 @dataclass

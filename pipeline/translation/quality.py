@@ -564,10 +564,14 @@ def _length_outlier(s: int, t_raw: int, tgt_lang: str, low: float = 0.33, high: 
 
 
 def is_suspect_sentence(src: str, tgt: str, tgt_lang: str) -> bool:
-    """The translator's guard, for one sentence and its translation: a loop or a length outlier.
+    """The translator's guard, for one sentence and its translation: no letters, a loop, or a length outlier.
 
-    Same rules as `has_repetition` and `is_length_outlier`, without segmenting: the source is already
-    a single sentence of prose, and this runs on every model output, so it has to be cheap."""
+    The rules of `has_repetition` and `is_length_outlier`, without segmenting: the source is already a
+    single sentence of prose, and this runs on every model output, so it has to be cheap. Lengths count
+    every character, so an output padded with numbers or symbols can be retried where the asset
+    check (which counts prose only) would pass it; retrying is harmless."""
+    if not any(c.isalpha() for c in tgt):
+        return True  # the source has letters (the translator refuses letter-free segments)
     if any(_repeated_in_line(line, 4) for line in tgt.splitlines()):
         return True
     return _length_outlier(len(src.strip()), len(tgt.strip()), tgt_lang)
