@@ -23,6 +23,7 @@ def make_definitions(profile: Profile, lake_root: str | None = None) -> dg.Defin
             "translator": TranslatorResource(
                 device=t.device, compute_type=t.compute_type, inter_threads=t.inter_threads,
                 intra_threads=t.intra_threads, batch_tokens=t.batch_tokens, beam_size=t.beam_size,
+                overlap_batches=t.overlap_batches,
                 memory_url=t.memory_url,
             ),
         },

@@ -108,6 +108,9 @@ class TranslationSettings(_Strict):
     inter_threads: int = Field(1, ge=1)
     intra_threads: int = Field(0, ge=0)
     batch_tokens: int = Field(2048, ge=16)
+    # decode the next batch while the last one is checked and stored: faster on a GPU, but a killed
+    # run may redo two batches instead of one
+    overlap_batches: bool = False
     beam_size: int = Field(1, ge=1)
     memory_url: str | None = None  # default: sqlite file in the lake (tm/translation_memory.sqlite)
     langid_threshold: float = Field(0.8, ge=0, le=1)

@@ -16,6 +16,7 @@ class TranslatorResource(dg.ConfigurableResource):
     intra_threads: int = 0
     batch_tokens: int = 2048
     beam_size: int = 1
+    overlap_batches: bool = False
     memory_url: Optional[str] = None  # None: an SQLite file in the lake
 
     def model_dir(self, lake: Lake) -> str:

@@ -17,6 +17,7 @@ import pytest
 from pipeline.corpora.mmmu import parse_options
 from pipeline.lake import Lake
 from pipeline.sources import ingest
+from pipeline.toy import lexicon
 from pipeline.translation import nllb
 from pipeline.translation.datasets import (DATASETS, partition_folder, read_rows, rows_in_chunk, split_into_chunks,
                                           translate_rows, translate_texts)
@@ -68,6 +69,19 @@ def test_structure_survives_and_memory_makes_reruns_free(world, tmp_path):
     assert second == first
     assert stats.model_calls == 0 and stats.cache_hits == stats.segments_unique == 5
     assert stats.segments_total == 6  # "What colour is the circle?" twice, translated once
+
+
+def test_overlapping_batches_changes_nothing_but_speed(world):
+    """overlap=True decodes the next batch early; translations and the per-batch callbacks are the same."""
+    _, lake = world
+    items = [(row["eng_Latn"], lang) for row in lexicon.parallel_corpus()[:40] for lang in ("fra_Latn", "kor_Hang")]
+    runs = {}
+    for overlap in (False, True):
+        t = _translator(lake, batch_tokens=128, overlap=overlap)
+        batches = []
+        runs[overlap] = (t.translate(items, on_batch=batches.append), batches)
+    assert runs[True] == runs[False]
+    assert len(runs[True][1]) > 2, "several batches, so that one was decoded while another was stored"
 
 
 def test_one_batch_mixes_target_languages(world):

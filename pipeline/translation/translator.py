@@ -7,6 +7,9 @@
   with a repetition penalty, and counted.
 - `on_batch` receives each finished batch, so a caller can store it durably before the next one
   starts: a killed run loses at most the batch in flight.
+- `overlap=True` submits the next batch before the finished one is checked and stored, so the
+  engine never waits for Python (worth it on a GPU, where decoding is fast). The price: a killed
+  run can lose two batches, the one being stored and the one being decoded.
 """
 from __future__ import annotations
 
@@ -64,13 +67,14 @@ class Translator:
     intra_threads: int = 0
     batch_tokens: int = 2048
     settings: DecodingSettings = field(default_factory=DecodingSettings)
+    overlap: bool = False  # decode batch i+1 while batch i is checked and stored (see the module doc)
 
     @classmethod
     def from_settings(cls, model_dir: str, s, batch_tokens: int | None = None) -> "Translator":
         """Build from anything with the profile's translation fields (TranslationSettings, the resource)."""
         return cls(model_dir, device=s.device, compute_type=s.compute_type, inter_threads=s.inter_threads,
                    intra_threads=s.intra_threads, batch_tokens=batch_tokens or s.batch_tokens,
-                   settings=DecodingSettings(beam_size=s.beam_size))
+                   settings=DecodingSettings(beam_size=s.beam_size), overlap=s.overlap_batches)
 
     def open_memory(self, url: str, src_lang: str = "eng_Latn"):
         """The translation memory for this model and these decoding settings (the source language included,
@@ -108,14 +112,17 @@ class Translator:
             batches[-1].append(i)
         return batches
 
-    def _run(self, tokens: list[list[str]], targets: list[str], penalty: float = 1.0) -> list[list[str]]:
+    def _submit(self, tokens: list[list[str]], targets: list[str], penalty: float = 1.0,
+                asynchronous: bool = False) -> list:
         longest = max(len(t) for t in tokens)
         cap = math.ceil(self.settings.max_len_ratio * longest) + self.settings.max_len_extra
-        results = self.engine.translate_batch(
+        return self.engine.translate_batch(
             tokens, target_prefix=[[t] for t in targets], beam_size=self.settings.beam_size,
-            max_decoding_length=cap, repetition_penalty=penalty, max_batch_size=0,
+            max_decoding_length=cap, repetition_penalty=penalty, max_batch_size=0, asynchronous=asynchronous,
         )
-        return [r.hypotheses[0] for r in results]
+
+    def _run(self, tokens: list[list[str]], targets: list[str], penalty: float = 1.0) -> list[list[str]]:
+        return [r.hypotheses[0] for r in self._submit(tokens, targets, penalty)]
 
     def translate(
         self,
@@ -133,9 +140,22 @@ class Translator:
             raise ValueError("empty or letter-free segment sent to the translator; segment the text first")
         tokens = self._tokenize(texts, src_lang)
         out: list[str | None] = [None] * len(items)
-        for batch in self._batches([len(t) for t in tokens]):
+        order = self._batches([len(t) for t in tokens])
+        ahead: dict[int, list] = {}  # overlap: batch number -> its asynchronous results
+
+        def submit(k: int) -> None:
+            if self.overlap and k < len(order):
+                b = order[k]
+                ahead[k] = self._submit([tokens[i] for i in b], [items[i][1] for i in b], asynchronous=True)
+
+        submit(0)
+        for k, batch in enumerate(order):
             started = time.perf_counter()
-            hyps = self._run([tokens[i] for i in batch], [items[i][1] for i in batch])
+            if self.overlap:
+                hyps = [r.result().hypotheses[0] for r in ahead.pop(k)]
+                submit(k + 1)  # decoded while this batch is checked and stored
+            else:
+                hyps = self._run([tokens[i] for i in batch], [items[i][1] for i in batch])
             decoded = [self._detokenize(h) for h in hyps]
             redo = [k for k, i in enumerate(batch) if is_suspect_sentence(texts[i], decoded[k], items[i][1])]
             if redo and self.settings.retry_repetition_penalty > 1.0:
