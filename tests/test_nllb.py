@@ -81,6 +81,11 @@ def test_small_templates_are_repeated_up_to_the_minimum():
         assert after[kind] == max(n, 24) if n else after[kind] == 0
     assert after["describe"] == 24 and after["caption"] == before["caption"]
     assert {r["eng_Latn"] for r in nllb.balance_templates(train, 24)} == {r["eng_Latn"] for r in train}
+    # the bare attribute words (MMMU's options) are balanced per category: two sizes weigh as much as the colours
+    words, category_of = nllb._bare_word_rows()
+    balanced = nllb.balance_templates(words, 24, category_of)
+    per_category = {c: sum(category_of[r["eng_Latn"]] == c for r in balanced) for c in set(category_of.values())}
+    assert per_category == {c: 24 for c in per_category} and "size" in per_category
 
 
 def test_tokenizer_nllb_format(tiny):

@@ -67,7 +67,7 @@ __all__ = [
 
 SPM_FILE = "sentencepiece.bpe.model"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", SPM_FILE, "special_tokens_map.json")
-TOY_RECIPE_VERSION = 2  # bump when the training code changes what a config trains (invalidates caches)
+TOY_RECIPE_VERSION = 3  # bump when the training code changes what a config trains (invalidates caches)
 TOY_INFO_FILE = "toy_nllb.json"  # written next to the toy HF model: config, stats, held-out rows, chrF
 # files of a converted model that identify it (the fingerprint): weights, config, vocabulary, tokenizer
 _FINGERPRINT_FILES = ("model.bin", "config.json", "shared_vocabulary.json", "shared_vocabulary.txt",
@@ -306,29 +306,34 @@ def split_corpus(rows: Sequence[dict[str, str]], fraction: float = 0.08, seed: i
     return train, heldout
 
 
-def balance_templates(rows: Sequence[dict[str, str]], min_rows: int) -> list[dict[str, str]]:
-    """`rows`, with the rows of every toy sentence template that has fewer than `min_rows` rows repeated
-    (round-robin) until it has `min_rows`. Rows that are not toy sentences are left as they are."""
-    kinds = _kind_groups()
-    by_kind: dict[str, list[dict[str, str]]] = {}
+def balance_templates(rows: Sequence[dict[str, str]], min_rows: int,
+                      group_of: dict[str, str] | None = None) -> list[dict[str, str]]:
+    """`rows`, with the rows of every group that has fewer than `min_rows` rows repeated (round-robin)
+    until it has `min_rows`. `group_of` maps an English sentence to its group; default: the toy sentence
+    templates. Rows outside every group are left as they are."""
+    group_of = _kind_groups() if group_of is None else group_of
+    by_group: dict[str, list[dict[str, str]]] = {}
     for r in rows:
-        if r[SOURCE_LANG] in kinds:
-            by_kind.setdefault(kinds[r[SOURCE_LANG]], []).append(r)
+        if r[SOURCE_LANG] in group_of:
+            by_group.setdefault(group_of[r[SOURCE_LANG]], []).append(r)
     out = list(rows)
-    for members in by_kind.values():
+    for members in by_group.values():
         out += [members[i % len(members)] for i in range(max(0, min_rows - len(members)))]
     return out
 
 
-def _bare_word_rows() -> list[dict[str, str]]:
+def _bare_word_rows() -> tuple[list[dict[str, str]], dict[str, str]]:
+    """One row per attribute word (the multiple-choice options), and each word's category."""
     from pipeline.toy import lexicon
 
-    rows = []
+    rows, category_of = [], {}
     for category, values in (("colour", lexicon.COLOURS), ("shape", lexicon.SHAPES),
                              ("size", lexicon.SIZES), ("position", lexicon.POSITIONS)):
         for value in values:
-            rows.append({lang: lexicon.word(category, value, lang) for lang in LANGS})
-    return rows
+            row = {lang: lexicon.word(category, value, lang) for lang in LANGS}
+            rows.append(row)
+            category_of[row[SOURCE_LANG]] = category
+    return rows, category_of
 
 
 def training_pairs(rows: Sequence[dict[str, str]], langs: Sequence[str] = TARGET_LANGS
@@ -439,8 +444,10 @@ def train_toy_nllb(corpus: Sequence[dict[str, str]] | None, out_dir: str | os.Pa
     langs = [l for l in LANGS if l != SOURCE_LANG and any(l in r for r in rows)]
     langs += sorted({l for r in rows for l in r} - set(LANGS))
     train_rows, heldout = split_corpus(rows, cfg.heldout_fraction, cfg.seed)
-    extra = _bare_word_rows() if cfg.bare_words else []
-    pairs = training_pairs(balance_templates(train_rows, cfg.min_template_rows) + extra, langs)
+    # rare templates and the bare words (two sizes, a handful of colours) repeated up to min_template_rows
+    extra, category_of = _bare_word_rows() if cfg.bare_words else ([], {})
+    pairs = training_pairs(balance_templates(train_rows, cfg.min_template_rows)
+                           + balance_templates(extra, cfg.min_template_rows, category_of), langs)
     final = _local(out_dir, "out_dir")
     tmp = _tmp_sibling(final)
     threads_before = torch.get_num_threads()
