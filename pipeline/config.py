@@ -98,6 +98,12 @@ TRANSLATABLE = ("llava_instruct", "cambrian_image", "cambrian_text", "captions",
 MAX_CHUNKS = 999  # chunk keys are three digits: 000..998
 
 
+def _require_translatable(names) -> None:
+    unknown = [n for n in names if n not in TRANSLATABLE]
+    if unknown:
+        raise ValueError(f"unknown dataset(s) {unknown}; translatable: {list(TRANSLATABLE)}")
+
+
 class TranslationSettings(_Strict):
     """NLLB on CTranslate2, the translation memory, and the quality bars of the translation assets."""
 
@@ -124,17 +130,13 @@ class TranslationSettings(_Strict):
     @field_validator("datasets")
     @classmethod
     def _known_datasets(cls, names: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [n for n in names if n not in TRANSLATABLE]
-        if unknown:
-            raise ValueError(f"unknown dataset(s) {unknown}; translatable: {list(TRANSLATABLE)}")
+        _require_translatable(names)
         return names
 
     @field_validator("chunks")
     @classmethod
     def _valid_chunks(cls, chunks: dict[str, int]) -> dict[str, int]:
-        unknown = [n for n in chunks if n not in TRANSLATABLE]
-        if unknown:
-            raise ValueError(f"unknown dataset(s) {unknown}; translatable: {list(TRANSLATABLE)}")
+        _require_translatable(chunks)
         bad = {n: c for n, c in chunks.items() if not 1 <= c <= MAX_CHUNKS}
         if bad:
             raise ValueError(f"chunk counts must be between 1 and {MAX_CHUNKS}: {bad}")

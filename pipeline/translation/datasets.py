@@ -117,18 +117,18 @@ def chunk_of(row_id: str, n_chunks: int) -> int:
     return int.from_bytes(hashlib.blake2b(row_id.encode(), digest_size=8).digest(), "big") % n_chunks
 
 
-def rows_in_chunk(spec: DatasetSpec, rows: list[Row], chunk: int, n_chunks: int) -> list[Row]:
-    if not 0 <= chunk < n_chunks:
-        raise ValueError(f"chunk {chunk} out of range for {n_chunks} chunks")
-    return rows if n_chunks == 1 else [r for r in rows if chunk_of(spec.row_id(r), n_chunks) == chunk]
-
-
 def split_into_chunks(spec: DatasetSpec, rows: list[Row], n_chunks: int) -> list[list[Row]]:
-    """All chunks at once (each row hashed once), in chunk order."""
+    """Every chunk's rows (each row hashed once), in chunk order."""
     chunks: list[list[Row]] = [[] for _ in range(n_chunks)]
     for r in rows:
         chunks[chunk_of(spec.row_id(r), n_chunks) if n_chunks > 1 else 0].append(r)
     return chunks
+
+
+def rows_in_chunk(spec: DatasetSpec, rows: list[Row], chunk: int, n_chunks: int) -> list[Row]:
+    if not 0 <= chunk < n_chunks:
+        raise ValueError(f"chunk {chunk} out of range for {n_chunks} chunks")
+    return split_into_chunks(spec, rows, n_chunks)[chunk]
 
 
 def partition_folder(lake: Lake, dataset: str, lang: str, chunk: int, n_chunks: int):

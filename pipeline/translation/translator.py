@@ -143,17 +143,17 @@ class Translator:
         order = self._batches([len(t) for t in tokens])
         ahead: dict[int, list] = {}  # overlap: batch number -> its asynchronous results
 
-        def submit(k: int) -> None:
-            if self.overlap and k < len(order):
-                b = order[k]
-                ahead[k] = self._submit([tokens[i] for i in b], [items[i][1] for i in b], asynchronous=True)
+        def submit(number: int) -> None:
+            if self.overlap and number < len(order):
+                b = order[number]
+                ahead[number] = self._submit([tokens[i] for i in b], [items[i][1] for i in b], asynchronous=True)
 
         submit(0)
-        for k, batch in enumerate(order):
+        for number, batch in enumerate(order):
             started = time.perf_counter()
             if self.overlap:
-                hyps = [r.result().hypotheses[0] for r in ahead.pop(k)]
-                submit(k + 1)  # decoded while this batch is checked and stored
+                hyps = [r.result().hypotheses[0] for r in ahead.pop(number)]
+                submit(number + 1)  # decoded while this batch is checked and stored
             else:
                 hyps = self._run([tokens[i] for i in batch], [items[i][1] for i in batch])
             decoded = [self._detokenize(h) for h in hyps]
