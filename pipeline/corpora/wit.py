@@ -10,13 +10,8 @@ from upath import UPath
 
 from pipeline.corpora.base import ReadResult, SourceError
 from pipeline.corpora.files import expand
+from pipeline.languages import flores_from_iso
 
-WIT_TO_FLORES = {
-    "en": "eng_Latn", "zh": "zho_Hans", "zh-TW": "zho_Hant", "hi": "hin_Deva", "es": "spa_Latn",
-    "fr": "fra_Latn", "ar": "arb_Arab", "bn": "ben_Beng", "ru": "rus_Cyrl", "ur": "urd_Arab",
-    "ja": "jpn_Jpan", "ko": "kor_Hang",
-}
-FLORES_TO_WIT = {v: k for k, v in WIT_TO_FLORES.items()}
 REQUIRED = ("language", "page_url", "image_url")
 CAPTION_FIELDS = ("caption_reference_description", "caption_attribution_description")
 
@@ -48,7 +43,7 @@ def read_wit(path: str, languages: tuple[str, ...]) -> ReadResult:
         for i, rec in enumerate(df.to_dict("records")):
             rec = {k: ("" if v is None else str(v)) for k, v in rec.items()}
             caption = next((rec[c].strip() for c in CAPTION_FIELDS if rec.get(c, "").strip()), "")
-            lang = WIT_TO_FLORES.get(rec["language"])
+            lang = flores_from_iso(rec["language"])
             if not rec["image_url"].startswith(("http://", "https://")):
                 result.reject(name, i, "bad image_url: not an http(s) URL", rec)
             elif not caption:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from pipeline.corpora.base import ReadResult, SourceError
 from pipeline.corpora.files import expand
-from pipeline.corpora.wit import WIT_TO_FLORES
+from pipeline.languages import flores_from_iso
 
 COLUMNS = ("story_id", "input_sentence_1", "input_sentence_2", "input_sentence_3", "input_sentence_4",
            "sentence_quiz1", "sentence_quiz2", "answer_right_ending")
@@ -24,7 +24,7 @@ def language_of(filename: str) -> str | None:
     if m:
         return m.group(1)
     m = _ISO_RE.search(filename)
-    return WIT_TO_FLORES.get(m.group(1)) if m else None
+    return flores_from_iso(m.group(1)) if m else None
 
 
 def read_xstorycloze(path: str) -> ReadResult:

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from pipeline.config import ToyWorld
 from pipeline.lake import write_bytes_atomic, write_jsonl_atomic, write_text_atomic
+from pipeline.languages import language
 from pipeline.toy import lexicon as lx
 from pipeline.toy.image_server import TOY_HOST
 from pipeline.toy.scenes import Scene, jpeg_bytes, make_scenes
@@ -129,8 +130,7 @@ def _cambrian(scenes, n, rng, bad: bool) -> list[str]:
 
 def _wit(scenes, n, rng, langs, mismatch: float, bad: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, truth = [], []
-    iso = {"eng_Latn": "en", "zho_Hans": "zh", "hin_Deva": "hi", "spa_Latn": "es", "fra_Latn": "fr", "arb_Arab": "ar",
-           "ben_Beng": "bn", "rus_Cyrl": "ru", "urd_Arab": "ur", "jpn_Jpan": "ja", "kor_Hang": "ko"}
+    iso = {code: language(code).iso for code in ("eng_Latn",) + tuple(langs)}
     for i in range(n):
         s = scenes[(5 * i + 1) % len(scenes)]
         lang = (("eng_Latn",) + tuple(langs))[i % (len(langs) + 1)]

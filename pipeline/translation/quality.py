@@ -27,8 +27,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import MappingProxyType
 
-from pipeline.languages import LANGS, SOURCE_LANG
+from pipeline.languages import LANGS, REGISTRY
 from pipeline.translation.segment import PROTECTED_PATTERNS, PROTECTED_RE, segment
 
 __all__ = [
@@ -252,19 +253,7 @@ def check_structure(pairs: Iterable[tuple[str, str]], max_examples: int = 5) -> 
 # ---------------------------------------------------------------------------
 
 #: FLORES code -> name of the lingua `Language` member.
-LINGUA_NAMES: Mapping[str, str] = {
-    "eng_Latn": "ENGLISH",
-    "zho_Hans": "CHINESE",
-    "hin_Deva": "HINDI",
-    "spa_Latn": "SPANISH",
-    "fra_Latn": "FRENCH",
-    "arb_Arab": "ARABIC",
-    "ben_Beng": "BENGALI",
-    "rus_Cyrl": "RUSSIAN",
-    "urd_Arab": "URDU",
-    "jpn_Jpan": "JAPANESE",
-    "kor_Hang": "KOREAN",
-}
+LINGUA_NAMES: Mapping[str, str] = MappingProxyType({c: lang.lingua for c, lang in REGISTRY.items()})
 
 # Chinese vs Japanese. lingua decides by script: any hiragana / katakana -> Japanese, Han characters
 # only -> Chinese (checked: "赤い円" -> JAPANESE; "三角形", "中央", "日本語" -> CHINESE). A Japanese
@@ -497,22 +486,8 @@ class LanguageIdentifier:
 #: prose (rules of thumb for e.g. FLORES-style sentences, not measured here): ideographic Chinese and
 #: Japanese need about a third of the characters (Japanese a bit more, for its kana), Korean Hangul
 #: syllables pack a whole syllable per character (~half), Romance languages run 10-20% longer than
-#: English, Russian ~10% longer, Arabic a little shorter (short vowels unwritten), Devanagari /
-#: Bengali / Urdu about the same (vowel signs are separate code points). The outlier bounds
-#: (0.33-3x by default) are wide, so an error of +-30% in this table changes little.
-CHAR_RATIO: Mapping[str, float] = {
-    "eng_Latn": 1.0,
-    "zho_Hans": 0.32,
-    "jpn_Jpan": 0.40,
-    "kor_Hang": 0.50,
-    "hin_Deva": 1.0,
-    "urd_Arab": 1.0,
-    "ben_Beng": 0.95,
-    "arb_Arab": 0.90,
-    "rus_Cyrl": 1.10,
-    "spa_Latn": 1.15,
-    "fra_Latn": 1.15,
-}
+#: typical characters of a translation per English character (see pipeline.languages.Language.char_ratio)
+CHAR_RATIO: Mapping[str, float] = MappingProxyType({c: lang.char_ratio for c, lang in REGISTRY.items()})
 
 
 def _prose_chars(text: str) -> int:
@@ -718,5 +693,3 @@ def find_outliers(
     return report
 
 
-if not set(LANGS) <= set(CHAR_RATIO).intersection(LINGUA_NAMES) or SOURCE_LANG not in CHAR_RATIO:
-    raise RuntimeError("CHAR_RATIO / LINGUA_NAMES must cover every language in pipeline.languages.LANGS")

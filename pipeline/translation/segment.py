@@ -39,6 +39,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from pipeline.languages import NO_SPACE_LANGS
+
 __all__ = ["Segment", "segment", "join", "sentences", "PROTECTED_PATTERNS", "PROTECTED_RE", "NO_SPACE_LANGS"]
 
 
@@ -113,7 +115,6 @@ _INITIALS = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]")  # e.g / i.e / U.S / a.m (the
 _TOKEN_OPENERS = "\"'“‘([{«"
 
 #: NLLB codes of languages written without spaces between sentences.
-NO_SPACE_LANGS = frozenset({"zho_Hans", "zho_Hant", "yue_Hant", "jpn_Jpan"})
 _LINE_BREAK = re.compile(r"[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 
 
