@@ -11,7 +11,6 @@ from resources import LakeResource, TranslatorResource
 
 
 def make_definitions(profile: Profile, lake_root: str | None = None) -> dg.Definitions:
-    t = profile.translation
     jobs = translation_jobs(profile)
     return dg.Definitions(
         assets=[*raw_assets(profile), *translation_assets(profile)],
@@ -20,12 +19,7 @@ def make_definitions(profile: Profile, lake_root: str | None = None) -> dg.Defin
         sensors=[raw_data_sensor(profile, jobs)],
         resources={
             "lake": LakeResource(root=lake_root or profile.lake_root),
-            "translator": TranslatorResource(
-                device=t.device, compute_type=t.compute_type, inter_threads=t.inter_threads,
-                intra_threads=t.intra_threads, batch_tokens=t.batch_tokens, beam_size=t.beam_size,
-                overlap_batches=t.overlap_batches,
-                memory_url=t.memory_url,
-            ),
+            "translator": TranslatorResource(profile.translation),
         },
     )
 

@@ -5,6 +5,8 @@ from typing import Any
 
 import dagster as dg
 
+from pipeline.stats import StepResult
+
 
 def md_table(rows: list[dict[str, Any]]) -> dg.MetadataValue:
     if not rows:
@@ -22,3 +24,19 @@ def stats_metadata(stats: dict[str, Any]) -> dict[str, Any]:
     for k, v in stats.items():
         out[k] = dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v
     return out
+
+
+def step_metadata(result: StepResult, **extra: Any) -> dict[str, Any]:
+    """The one rendering of a step's result: its stats, where it wrote, how much, and a sample."""
+    md = stats_metadata(result.stats.to_dict())
+    md.update(path=result.path, rows_written=result.manifest.total_rows, bytes=result.manifest.total_bytes)
+    if result.stats.sample:
+        md["sample"] = md_table(result.stats.sample)
+    md.update(stats_metadata(extra))
+    return md
+
+
+def materialize_result(result: StepResult, **extra: Any) -> dg.MaterializeResult:
+    """The step's metadata, with the manifest's content digest as the data version."""
+    return dg.MaterializeResult(metadata=step_metadata(result, **extra),
+                                data_version=dg.DataVersion(result.data_version))

@@ -5,14 +5,17 @@ sample and a content-derived data version: re-materialising an unchanged source 
 downstream asset fresh.
 """
 
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import dagster as dg
 
-from assets.metadata import md_table, stats_metadata
+from assets.metadata import materialize_result
 from pipeline.config import Profile
-from pipeline.lake import Manifest, build_manifest, sha256_file
-from pipeline.sources import ALL_SOURCES, DESCRIPTIONS, ingest
+from pipeline.lake import Lake, Manifest, build_manifest, sha256_file
+from pipeline.raw.ingest import ingest_source
+from pipeline.raw.sources import ALL_SOURCES, source
+from pipeline.toy.image_server import toy_mirror
 from pipeline.toy.world import build_world
 from resources import LakeResource
 
@@ -37,31 +40,35 @@ def toy_world_asset(profile: Profile) -> dg.AssetsDefinition:
     return toy_world
 
 
+@contextmanager
+def _url_mirror(profile: Profile, lake: Lake, log):
+    """Toy profile: serve the toy world's images on a loopback server and point the URL lists at it."""
+    if not profile.is_toy:
+        yield None
+        return
+    with toy_mirror(lake.toy_world("www"), stall_s=profile.download.timeout_s + 3) as mirror:
+        log(f"serving toy images at {next(iter(mirror.values()))}")
+        yield mirror
+
+
 def raw_source_asset(name: str, profile: Profile) -> dg.AssetsDefinition:
+    spec = source(name)
+
     @dg.asset(
         name=name,
         group_name=GROUP,
-        description=DESCRIPTIONS[name],
-        code_version="1",
+        description=spec.description,
+        code_version="2",
         deps=["toy_world"] if profile.is_toy else [],
         check_specs=[dg.AssetCheckSpec("rows_accounted", asset=name, blocking=True,
                                        description="kept + quarantined = read, and files match the manifest")],
     )
     def _raw(context: dg.AssetExecutionContext, lake: LakeResource):
-        ing = ingest(name, profile, lake.get(), log=context.log.info)
-        stats = ing.result.stats()
-        yield dg.MaterializeResult(
-            metadata={
-                **stats_metadata(stats),
-                "path": str(lake.get().raw(name)),
-                "bytes": ing.manifest.total_bytes,
-                "rows_per_s": round(ing.rows_per_s, 1),
-                "seconds": round(ing.seconds, 2),
-                "sample": md_table(ing.sample),
-            },
-            data_version=dg.DataVersion(ing.manifest.digest()),
-        )
-        yield _accounting_check(name, lake.get().raw(name))
+        store = lake.get()
+        with _url_mirror(profile, store, context.log.info) if spec.layout == "captions" else nullcontext() as mirror:
+            result = ingest_source(name, profile, store, mirror, log=context.log.info)
+        yield materialize_result(result)
+        yield _accounting_check(name, store.raw(name))
 
     return _raw
 
@@ -69,13 +76,13 @@ def raw_source_asset(name: str, profile: Profile) -> dg.AssetsDefinition:
 def _accounting_check(name: str, folder) -> dg.AssetCheckResult:
     manifest = Manifest.read(folder)
     x = manifest.extra
-    balanced = x["rows_read"] == x["rows_kept"] + x["rows_quarantined"]
+    balanced = x["rows_in"] == x["rows_kept"] + x["rows_quarantined"] + x["rows_dropped"]
     corrupt = [f.path for f in manifest.files if sha256_file(folder / f.path) != f.sha256]
     return dg.AssetCheckResult(
         check_name="rows_accounted",
         asset_key=name,
         passed=balanced and not corrupt,
-        metadata={"rows_read": x["rows_read"], "rows_kept": x["rows_kept"],
+        metadata={"rows_in": x["rows_in"], "rows_kept": x["rows_kept"],
                   "rows_quarantined": x["rows_quarantined"], "files_not_matching_manifest": len(corrupt)},
     )
 

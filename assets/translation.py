@@ -5,18 +5,18 @@ Translated assets are partitioned by target language, and large datasets also by
 the translation memory, so an unchanged re-run makes zero model calls. Three asset checks guard every partition:
 structure (blocking: every protected span survives), language identification and outliers.
 """
+import warnings
+from functools import partial
 from typing import NamedTuple
 
 import dagster as dg
-import sacrebleu
 
-from assets.metadata import md_table, stats_metadata
+from assets.metadata import materialize_result, stats_metadata
 from pipeline.config import Profile
-from pipeline.languages import SOURCE_LANG
-from pipeline.corpora.mmmu import parse_options
-from pipeline.translation import nllb, quality
-from pipeline.translation.datasets import (DATASETS, DatasetSpec, chunk_keys, partition_folder, read_rows,
-                                          rows_in_chunk, translate_rows, translate_texts, write_rows)
+from pipeline.rows import chunk_keys
+from pipeline.translation import nllb
+from pipeline.translation.datasets import DATASETS
+from pipeline.translation.run import backtranslate_partition, check_partition, model_dir, translate_partition
 from resources import LakeResource, TranslatorResource
 
 MODEL = "nllb_model"
@@ -48,7 +48,7 @@ def nllb_model_asset(profile: Profile) -> dg.AssetsDefinition:
 
     @dg.asset(name=MODEL, group_name="models", code_version="1", kinds={"ctranslate2"},
               description=f"NLLB converted to CTranslate2 ({settings.quantization}); toy profile: trained offline first")
-    def nllb_model(context: dg.AssetExecutionContext, lake: LakeResource, translator: TranslatorResource):
+    def nllb_model(context: dg.AssetExecutionContext, lake: LakeResource):
         root = lake.get().model("nllb")
         metadata = {}
         if settings.model == "toy":
@@ -64,7 +64,7 @@ def nllb_model_asset(profile: Profile) -> dg.AssetsDefinition:
             from huggingface_hub import snapshot_download  # paper profile: needs the network and HF_TOKEN
 
             hf_dir = snapshot_download(settings.model, allow_patterns=["*.json", "*.safetensors", "*.model", "*.bin"])
-        ct2_dir = nllb.convert_to_ctranslate2(hf_dir, translator.model_dir(lake.get()), settings.quantization)
+        ct2_dir = nllb.convert_to_ctranslate2(hf_dir, model_dir(lake.get()), settings.quantization)
         fingerprint = nllb.model_fingerprint(ct2_dir)
         return dg.MaterializeResult(
             metadata={**metadata, "path": str(ct2_dir), "fingerprint": fingerprint,
@@ -75,53 +75,44 @@ def nllb_model_asset(profile: Profile) -> dg.AssetsDefinition:
     return nllb_model
 
 
-def _checks(name: str) -> list[dg.AssetCheckSpec]:
-    return [
-        dg.AssetCheckSpec("structure", asset=name, blocking=True,
-                          description="every <image>, URL, code span, number and newline of the source survives"),
-        dg.AssetCheckSpec("language", asset=name, description="share of outputs identified (lingua) as the target language"),
-        dg.AssetCheckSpec("outliers", asset=name, description="length-ratio and repetition outliers"),
-    ]
+def _checks(name: str, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
+    # per-partition checks: each language's (and chunk's) result is recorded as that partition's, so a
+    # failing language cannot hide behind the one that ran last
+    # (a preview feature in Dagster 1.13, verified on 1.13.28: its warning is silenced here, once)
+    spec = partial(dg.AssetCheckSpec, asset=name, partitions_def=partitions_def)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return [
+            spec("structure", blocking=True,
+                 description="every <image>, URL, code span, number and newline of the source survives"),
+            spec("language", description="share of outputs identified (lingua) as the target language"),
+            spec("outliers", description="length-ratio and repetition outliers"),
+        ]
 
 
-def _check_results(name: str, spec: DatasetSpec, source_rows, rows, lang: str, threshold: float):
-    pairs = [(s, t) for src, out in zip(source_rows, rows) for s, t in zip(spec.texts(src), spec.texts(out))]
-    structure = quality.check_structure(pairs)
-    yield dg.AssetCheckResult(check_name="structure", asset_key=name, passed=structure.passed,
-                              metadata=stats_metadata(structure.to_metadata()))
-    language = quality.LanguageIdentifier().check_language({lang: [t for _, t in pairs]}, threshold)
-    yield dg.AssetCheckResult(check_name="language", asset_key=name, passed=language.passed,
-                              severity=dg.AssetCheckSeverity.WARN, metadata=stats_metadata(language.to_metadata()))
-    outliers = quality.find_outliers((s, t, lang) for s, t in pairs)
-    yield dg.AssetCheckResult(check_name="outliers", asset_key=name, passed=outliers.passed,
-                              severity=dg.AssetCheckSeverity.WARN, metadata=stats_metadata(outliers.to_metadata()))
+_SEVERITY = {"structure": dg.AssetCheckSeverity.ERROR, "language": dg.AssetCheckSeverity.WARN,
+             "outliers": dg.AssetCheckSeverity.WARN}
 
 
-def translated_asset(spec: DatasetSpec, profile: Profile) -> dg.AssetsDefinition:
-    name = f"translated_{spec.name}"
-
-    n_chunks = profile.translation.chunk_count(spec.name)
+def translated_asset(dataset: str, profile: Profile) -> dg.AssetsDefinition:
+    spec, name = DATASETS[dataset], f"translated_{dataset}"
+    n_chunks = profile.translation.chunk_count(dataset)
     per = "one partition per language" if n_chunks == 1 else f"{n_chunks} chunks of rows per language"
+    partitions = translation_partitions(profile, dataset)
 
-    @dg.asset(name=name, group_name="translation", partitions_def=translation_partitions(profile, spec.name),
-              deps=[*spec.sources, MODEL], code_version="1", check_specs=_checks(name), kinds={"ctranslate2"},
-              description=f"{spec.paper_name}: {spec.name} translated with NLLB, {per}")
-    def _translated(context: dg.AssetExecutionContext, lake: LakeResource, translator: TranslatorResource):
+    @dg.asset(name=name, group_name="translation", partitions_def=partitions,
+              deps=[*spec.sources, MODEL], code_version="2", check_specs=_checks(name, partitions),
+              kinds={"ctranslate2"}, description=f"{spec.paper_name}: {dataset} translated with NLLB, {per}")
+    def _translated(context: dg.AssetExecutionContext, lake: LakeResource,
+                    translator: dg.ResourceParam[TranslatorResource]):
         (lang, chunk), store = partition_of(context.partition_key), lake.get()
-        rows = rows_in_chunk(spec, spec.load(store), chunk, n_chunks)  # loads every row, keeps this chunk's
-        engine = translator.open_translator(store)
-        with translator.open_memory(store, engine) as memory:
-            out, stats = translate_rows(spec, rows, lang, engine, memory, log=context.log.info)
-        folder = partition_folder(store, spec.name, lang, chunk, n_chunks)
-        manifest = write_rows(folder, out, spec.fmt, extra=stats.to_dict())
-        sample = [{"source": s, "translation": t} for r, o in zip(rows[:3], out[:3])
-                  for s, t in list(zip(spec.texts(r), spec.texts(o)))[:2]]
-        yield dg.MaterializeResult(
-            metadata={**stats_metadata(stats.to_dict()), "lang": lang, "chunk": f"{chunk} of {n_chunks}",
-                      "path": str(folder), "sample": md_table(sample)},
-            data_version=dg.DataVersion(manifest.digest()),
-        )
-        yield from _check_results(name, spec, rows, out, lang, profile.translation.langid_threshold)
+        part = translate_partition(dataset, lang, store, translator.engines(store), chunk, n_chunks,
+                                   log=context.log.info)
+        yield materialize_result(part.result, lang=lang, chunk=f"{chunk} of {n_chunks}")
+        reports = check_partition(part.pairs, lang, profile.translation.langid_threshold)
+        for check, report in reports.items():
+            yield dg.AssetCheckResult(check_name=check, asset_key=name, passed=report.passed,
+                                      severity=_SEVERITY[check], metadata=stats_metadata(report.to_metadata()))
 
     return _translated
 
@@ -130,38 +121,21 @@ def backtranslation_asset(profile: Profile) -> dg.AssetsDefinition:
     n_chunks = profile.translation.chunk_count("mmmu")  # partitioned like translated_mmmu, partition for partition
 
     @dg.asset(name="mmmu_backtranslated", group_name="translation",
-              partitions_def=translation_partitions(profile, "mmmu"), deps=["translated_mmmu"], code_version="1",
+              partitions_def=translation_partitions(profile, "mmmu"), deps=["translated_mmmu"], code_version="2",
               description="MMMU Multi translated back into English, with chrF against the original (paper, Table 1)")
-    def mmmu_backtranslated(context: dg.AssetExecutionContext, lake: LakeResource, translator: TranslatorResource):
+    def mmmu_backtranslated(context: dg.AssetExecutionContext, lake: LakeResource,
+                            translator: dg.ResourceParam[TranslatorResource]):
         (lang, chunk), store = partition_of(context.partition_key), lake.get()
-        spec = DATASETS["mmmu"]
-        rows = read_rows(partition_folder(store, "mmmu", lang, chunk, n_chunks))
-        texts = [t for r in rows for t in spec.texts(r)]
-        originals = [t for r in rows for t in (r["source_question"], *parse_options(r["source_options"]))]
-        engine = translator.open_translator(store)
-        with translator.open_memory(store, engine, src_lang=lang) as memory:
-            back = translate_texts(texts, SOURCE_LANG, engine, memory, src_lang=lang, log=context.log.info)
-        chrf = sacrebleu.corpus_chrf(back, [originals]).score
-        out, it = [], iter(back)
-        for r in rows:
-            n = len(spec.texts(r))
-            vals = [next(it) for _ in range(n)]
-            out.append({**r, "question": vals[0], "options": str(vals[1:]), "lang": SOURCE_LANG,
-                        "via_lang": lang})
-        folder = partition_folder(store, "mmmu_back", lang, chunk, n_chunks)
-        manifest = write_rows(folder, out, "parquet", extra={"chrf": chrf})
-        return dg.MaterializeResult(
-            metadata={"chrf_vs_original": round(chrf, 2), "questions": len(rows), "path": str(folder),
-                      "sample": md_table([{"original": o, "back": b} for o, b in list(zip(originals, back))[:4]])},
-            data_version=dg.DataVersion(manifest.digest()),
-        )
+        result = backtranslate_partition(lang, store, translator.engines(store), chunk, n_chunks,
+                                         log=context.log.info)
+        return materialize_result(result)
 
     return mmmu_backtranslated
 
 
 def translation_assets(profile: Profile) -> list[dg.AssetsDefinition]:
     assets = [nllb_model_asset(profile)]
-    assets += [translated_asset(DATASETS[name], profile) for name in profile.translation.datasets]
+    assets += [translated_asset(name, profile) for name in profile.translation.datasets]
     if "mmmu" in profile.translation.datasets:
         assets.append(backtranslation_asset(profile))
     return assets

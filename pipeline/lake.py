@@ -42,6 +42,16 @@ def safe_join(root: str | os.PathLike, relative: str) -> UPath:
     return UPath(root).joinpath(*rel.parts)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# what a plain open() would give: 0666 less the umask (read once: os.umask can only be read by setting it)
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def _is_local(path: UPath) -> bool:
     return getattr(path, "protocol", "") in ("", "file", "local")
 
@@ -55,6 +65,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         local = Path(target.path)
         fd, tmp = tempfile.mkstemp(prefix=f".{local.name}.", suffix=".tmp", dir=local.parent)
         try:
+            os.fchmod(fd, _FILE_MODE)  # mkstemp makes the file private (0600); a lake is meant to be shared
             with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
                 yield f
                 f.flush()
@@ -189,12 +200,6 @@ class Lake:
 
     def translated(self, dataset: str, lang: str) -> UPath:
         return self.path("translated", dataset, lang)
-
-    def memory_url(self) -> str:
-        """The default translation memory: an SQLite file in the lake (a local lake only)."""
-        from pipeline.translation.memory import memory_url_for
-
-        return memory_url_for(self.path("tm", "translation_memory.sqlite").path)
 
     def expand(self, template: str) -> str:
         """Resolve `{lake}` in a profile's source path (the toy profile points into its own lake)."""

@@ -9,15 +9,16 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.corpora.base import SourceError
-from pipeline.corpora.conversations import read_conversations
-from pipeline.corpora.flores import read_flores
-from pipeline.corpora.mmmu import parse_options, read_mmmu
-from pipeline.corpora.wit import read_wit
-from pipeline.corpora.xstorycloze import language_of, read_xstorycloze
+from pipeline.raw.accounting import SourceError
+from pipeline.raw.conversations import read_conversations
+from pipeline.raw.flores import read_flores
+from pipeline.raw.mmmu import parse_options, read_mmmu
+from pipeline.raw.wit import read_wit
+from pipeline.raw.xstorycloze import language_of, read_xstorycloze
 from pipeline.languages import LANGS, TARGET_LANGS
 from pipeline.lake import Manifest
-from pipeline.sources import CONVERSATION_SOURCES, TABLE_SOURCES, ingest
+from pipeline.raw.ingest import ingest_source
+from pipeline.raw.sources import SOURCES
 
 
 def _balanced(result):
@@ -132,18 +133,16 @@ def test_mmmu_options_are_parsed_safely():
         parse_options("__import__('os').system('true')")
 
 
-@pytest.mark.parametrize("name", CONVERSATION_SOURCES + TABLE_SOURCES)
+@pytest.mark.parametrize("name", [s.name for s in SOURCES.values() if s.layout != "captions"])
 def test_ingest_publishes_rows_quarantine_and_manifest(toy_lake, tmp_path, name):
     profile, lake = toy_lake
-    ing = ingest(name, profile, lake, log=lambda _: None)
+    ing = ingest_source(name, profile, lake, log=lambda _: None)
     folder = lake.raw(name)
     manifest = Manifest.read(folder)
     x = manifest.extra
-    assert x["rows_read"] == x["rows_kept"] + x["rows_quarantined"] == ing.result.read
+    assert x["rows_in"] == x["rows_kept"] + x["rows_quarantined"] == ing.stats.rows_in > 0
     quarantine = [json.loads(line) for line in (folder / "quarantine.jsonl").read_text().splitlines()]
     assert len(quarantine) == x["rows_quarantined"] and all(q["reason"] for q in quarantine)
-    data = folder / ("rows.jsonl" if name in CONVERSATION_SOURCES else "rows.parquet")
-    n = len(data.read_text().splitlines()) if data.suffix == ".jsonl" else pq.read_metadata(data).num_rows
-    assert n == x["rows_kept"]
+    assert pq.read_metadata(folder / "rows.parquet").num_rows == x["rows_kept"]
     # unchanged input -> same content digest (the asset's data version)
-    assert ingest(name, profile, lake, log=lambda _: None).manifest.digest() == manifest.digest()
+    assert ingest_source(name, profile, lake, log=lambda _: None).data_version == manifest.digest()

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from pipeline.config import CaptionSource
-from pipeline.download import download_captions
-from pipeline.lake import Manifest
+from pipeline.raw.download import download_captions
+from pipeline.rows import read_parquet
 from pipeline.toy.image_server import TOY_HOST, serve
 
 
@@ -41,9 +41,9 @@ def test_download_accounts_for_every_url(toy_lake, tmp_path):
     with serve(lake.toy_world("www"), stall_s=profile.download.timeout_s + 2) as base:
         d = download_captions(CaptionSource(url_list=str(url_list)), str(url_list), out, profile.download,
                               {TOY_HOST: base}, "test")
-    stats = d.result.stats()
-    assert stats["rows_read"] == 8 and stats["rows_kept"] == 5 and stats["rows_quarantined"] == 3
-    assert set(stats["quarantine_reasons"]) == {"download failed (http 404)", "image undecodable",
+    stats = d.result.to_stats("test")
+    assert stats.rows_in == 8 and stats.rows_kept == 5 and stats.rows_quarantined == 3
+    assert set(stats.reasons) == {"download failed (http 404)", "image undecodable",
                                                 "download failed (timeout)"}
     # failures name the URL as the list wrote it, not the loopback mirror
     assert all(q.raw.startswith(TOY_HOST) for q in d.result.quarantined)
@@ -54,5 +54,5 @@ def test_download_accounts_for_every_url(toy_lake, tmp_path):
         key = next(n for n in names if n.endswith(".jpg"))[:-4]
         assert f"{key}.txt" in names and f"{key}.json" in names
         assert json.load(tf.extractfile(f"{key}.json"))["caption"].startswith("caption ")
-    manifest = Manifest.read(out)
-    assert manifest.extra["rows_kept"] == 5 and len(list(out.glob(".staging-*"))) == 0
+    assert d.files["rows.parquet"] == 5 and len(read_parquet(out / "rows.parquet")) == 5
+    assert len(list(out.glob(".staging-*"))) == 0

@@ -46,3 +46,17 @@ def test_object_store_root_works():
     with atomic_open(lake.raw("x", "f.txt"), "w") as f:
         f.write("hello")
     assert lake.raw("x", "f.txt").read_text() == "hello"
+
+
+def test_lake_files_get_the_permissions_of_the_umask(tmp_path):
+    """Not mkstemp's private 0600: another user, a container or a web server must be able to read the lake."""
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    code = ("import os, stat, sys; os.umask(0o022); from pipeline.lake import write_text_atomic; "
+            "write_text_atomic(sys.argv[1], 'x'); print(oct(stat.S_IMODE(os.stat(sys.argv[1]).st_mode)))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "f.txt")], capture_output=True, text=True,
+                         check=True, cwd=os.path.dirname(os.path.dirname(__file__))).stdout.strip()
+    assert out == "0o644"

@@ -5,7 +5,7 @@ import dagster as dg
 import pytest
 
 from definitions import make_definitions
-from pipeline.sources import ALL_SOURCES
+from pipeline.raw.sources import ALL_SOURCES
 from tests.conftest import small_profile
 
 
@@ -48,7 +48,7 @@ def test_every_raw_asset_materialises_with_accounting_metadata(materialised):
     assert set(mats) == {"toy_world", *ALL_SOURCES}
     for name in ALL_SOURCES:
         md = mats[name]
-        assert md["rows_read"].value == md["rows_kept"].value + md["rows_quarantined"].value
+        assert md["rows_in"].value == md["rows_kept"].value + md["rows_quarantined"].value
         assert md["rows_quarantined"].value >= 1, f"{name}: the planted bad rows must be quarantined"
         assert md["rows_kept"].value > 0 and "sample" in md
     checks = first.get_asset_check_evaluations()

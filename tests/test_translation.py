@@ -14,13 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.corpora.mmmu import parse_options
+from pipeline.raw.mmmu import parse_options
 from pipeline.lake import Lake
-from pipeline.sources import ingest
+from pipeline.raw.ingest import ingest_source
+from pipeline.rows import chunk_of, read_rows, write_parquet
+from pipeline.stats import StepStats
 from pipeline.toy import lexicon
 from pipeline.translation import nllb
-from pipeline.translation.datasets import (DATASETS, partition_folder, read_rows, rows_in_chunk, split_into_chunks,
-                                          translate_rows, translate_texts)
+from pipeline.translation.datasets import DATASETS, partition_folder
+from pipeline.translation.run import memory_url, translate_rows, translate_texts
 from pipeline.translation.memory import TranslationMemory
 from pipeline.translation.segment import sentences
 from pipeline.translation.translator import DecodingSettings, Translator
@@ -41,7 +43,7 @@ def world(tmp_path_factory):
 
     build_world(lake.toy_world().path, profile.toy_world, profile.languages)
     for source in ("llava_instruct", "cambrian", "mmmu"):
-        ingest(source, profile, lake, log=lambda _: None)
+        ingest_source(source, profile, lake, log=lambda _: None)
     hf = lake.model("nllb", "hf")
     nllb.train_toy_nllb(None, hf.path, TINY, log=lambda _: None)
     nllb.convert_to_ctranslate2(hf.path, lake.model("nllb", "ct2").path, "int8")
@@ -59,16 +61,14 @@ def test_structure_survives_and_memory_makes_reruns_free(world, tmp_path):
              "<image 1>\nWhere is the shape in the picture?\n(A) top left", "What colour is the circle?"]
     url = f"sqlite:///{tmp_path}/tm.sqlite"
     with t.open_memory(url) as memory:
-        first = translate_texts(texts, "fra_Latn", t, memory, log=lambda _: None)
+        first = translate_texts(texts, "fra_Latn", t, memory, StepStats("t"), log=lambda _: None)
     assert first[0].startswith("<image>\n") and first[2].startswith("<image 1>\n") and "\n(A) " in first[2]
     with t.open_memory(url) as memory:
-        from pipeline.translation.datasets import RunStats
-
-        stats = RunStats()
-        second = translate_texts(texts, "fra_Latn", t, memory, log=lambda _: None, stats=stats)
+        stats = StepStats("t")
+        second = translate_texts(texts, "fra_Latn", t, memory, stats, log=lambda _: None)
     assert second == first
-    assert stats.model_calls == 0 and stats.cache_hits == stats.segments_unique == 5
-    assert stats.segments_total == 6  # "What colour is the circle?" twice, translated once
+    assert stats.model_calls == 0 and stats.cache_hits == stats.counters["segments_unique"] == 5
+    assert stats.counters["segments_total"] == 6  # "What colour is the circle?" twice, translated once
 
 
 def test_overlapping_batches_changes_nothing_but_speed(world):
@@ -108,19 +108,20 @@ def test_empty_or_letter_free_segments_never_reach_the_model(world):
 def test_new_rows_cost_only_their_new_sentences(world, tmp_path):
     _, lake = world
     spec = DATASETS["llava_instruct"]
-    rows = spec.load(lake)
+    rows = spec.load(lake, 0, 1)
     t = _translator(lake)
     url = f"sqlite:///{tmp_path}/tm.sqlite"
+    first, second = StepStats("first"), StepStats("second")
     with t.open_memory(url) as memory:
-        _, first = translate_rows(spec, rows, "spa_Latn", t, memory, log=lambda _: None)
-        assert first.model_calls == first.segments_unique > 0
+        translate_rows(spec, rows, "spa_Latn", t, memory, first, log=lambda _: None)
+        assert first.model_calls == first.counters["segments_unique"] > 0
         new_row = {"id": "new", "conversations": [{"from": "human", "value": "<image>\nIs the star big or small?"},
                                                   {"from": "gpt", "value": "The star grows."}]}
-        out, second = translate_rows(spec, rows + [new_row], "spa_Latn", t, memory, log=lambda _: None)
+        out = translate_rows(spec, rows + [new_row], "spa_Latn", t, memory, second, log=lambda _: None)
     known = {s for r in rows for text in spec.texts(r) for s in sentences(text)}
     expected_new = len({"Is the star big or small?", "The star grows."} - known)
     assert second.model_calls == expected_new
-    assert second.cache_hits == first.segments_unique
+    assert second.cache_hits == first.counters["segments_unique"]
     assert out[-1]["lang"] == "spa_Latn" and out[-1]["source_conversations"] == new_row["conversations"]
 
 
@@ -129,7 +130,7 @@ def test_other_decoding_settings_or_model_miss_the_memory(world, tmp_path):
     url = f"sqlite:///{tmp_path}/tm.sqlite"
     greedy, beam = _translator(lake), _translator(lake, settings=DecodingSettings(beam_size=2))
     with greedy.open_memory(url) as m:
-        translate_texts(["The circle is red."], "kor_Hang", greedy, m, log=lambda _: None)
+        translate_texts(["The circle is red."], "kor_Hang", greedy, m, StepStats("t"), log=lambda _: None)
     with beam.open_memory(url) as m:
         assert m.get_many(["The circle is red."], "kor_Hang") == {}
     with TranslationMemory(url, "another-model", {**greedy.settings.as_dict(), "src_lang": "eng_Latn"}) as m:
@@ -139,10 +140,10 @@ def test_other_decoding_settings_or_model_miss_the_memory(world, tmp_path):
 def test_mmmu_translation_keeps_answers_and_options_shape(world, tmp_path):
     _, lake = world
     spec = DATASETS["mmmu"]
-    rows = spec.load(lake)
+    rows = spec.load(lake, 0, 1)
     t = _translator(lake)
     with t.open_memory(f"sqlite:///{tmp_path}/tm.sqlite") as memory:
-        out, _ = translate_rows(spec, rows, "hin_Deva", t, memory, log=lambda _: None)
+        out = translate_rows(spec, rows, "hin_Deva", t, memory, StepStats("t"), log=lambda _: None)
     for src, dst in zip(rows, out):
         assert dst["answer"] == src["answer"] and dst["id"] == src["id"]
         assert len(parse_options(dst["options"])) == len(parse_options(src["options"]))
@@ -175,26 +176,32 @@ def test_killed_run_resumes_without_loss_or_duplicates(world, tmp_path):
     assert stats["cache_hits"] >= stored, "every batch stored before the kill is reused"
     assert stats["cache_hits"] + stats["model_calls"] == stats["segments_unique"]
     t = _translator(lake)
-    with t.open_memory(lake.memory_url()) as m:
+    with t.open_memory(memory_url(profile.translation, lake)) as m:
         assert m.count("ben_Beng") == stats["segments_unique"], "no sentence lost, none stored twice"
     rows = read_rows(folder)
     spec = DATASETS["llava_instruct"]
-    assert [r["id"] for r in rows] == [r["id"] for r in rows_in_chunk(spec, spec.load(lake), 0, n)]
+    assert [r["id"] for r in rows] == [r["id"] for r in spec.load(lake, 0, n)]
     assert all(r["lang"] == "ben_Beng" for r in rows)
 
 
-def test_chunks_split_rows_completely_and_stably(world):
-    """Every row lands in exactly one chunk, and new rows change only the chunks they fall into."""
+def test_chunks_split_rows_completely_and_stably(world, tmp_path):
+    """Every row lands in exactly one chunk, a chunk reads only its own rows, and new rows change only the
+    chunks they fall into."""
     _, lake = world
     spec = DATASETS["llava_instruct"]
-    rows = spec.load(lake)
-    chunks = [rows_in_chunk(spec, rows, c, 3) for c in range(3)]
+    rows = spec.load(lake, 0, 1)
+    chunks = [spec.load(lake, c, 3) for c in range(3)]
     ids = [r["id"] for chunk in chunks for r in chunk]
     assert sorted(ids) == sorted(r["id"] for r in rows) and all(chunks)
-    assert split_into_chunks(spec, rows, 3) == chunks, "the CLI's one-pass split agrees with the assets'"
-    new = {**rows[0], "id": "added-row"}
-    grown = [rows_in_chunk(spec, rows + [new], c, 3) for c in range(3)]
-    changed = [c for c in range(3) if grown[c] != chunks[c]]
-    assert len(changed) == 1 and grown[changed[0]][-1]["id"] == "added-row"
+    assert all(chunk_of(r["id"], 3) == c for c, chunk in enumerate(chunks) for r in chunk)
+    # grow the source by one row: exactly one chunk changes, by that row
+    path = tmp_path / "rows.parquet"
+    by_id = lambda r: str(r["id"])  # noqa: E731
+    write_parquet(path, rows + [{**rows[0], "id": "added-row"}], row_id=by_id, documents=True)
+    from pipeline.rows import read_parquet
+
+    grown = [read_parquet(path, c, 3) for c in range(3)]
+    changed = [c for c in range(3) if [r["id"] for r in grown[c]] != [r["id"] for r in chunks[c]]]
+    assert len(changed) == 1 and "added-row" in {r["id"] for r in grown[changed[0]]}
     with pytest.raises(ValueError, match="out of range"):
-        rows_in_chunk(spec, rows, 3, 3)
+        spec.load(lake, 3, 3)

@@ -14,7 +14,9 @@ import yaml
 from definitions import make_definitions
 from pipeline.lake import Lake
 from pipeline.toy import lexicon
-from pipeline.translation.datasets import DATASETS, partition_folder, read_rows, read_translated, rows_in_chunk
+from pipeline.rows import read_rows
+from pipeline.translation.datasets import DATASETS, partition_folder, read_translated
+from pipeline.translation.run import memory_url
 from pipeline.translation.segment import segment
 from pipeline.translation.translator import Translator
 from tests.conftest import small_profile
@@ -81,9 +83,9 @@ def test_chunks_of_a_language_together_hold_every_row_once(env):
         result = _translate(defs, instance, "llava_instruct", f"{chunk}|hin_Deva")
         assert result.success
         md = _meta(result, "translated_llava_instruct")
-        assert md["rows"].value == len(read_rows(partition_folder(lake, "llava_instruct", "hin_Deva", int(chunk), 2)))
+        assert md["rows_written"].value == len(read_rows(partition_folder(lake, "llava_instruct", "hin_Deva", int(chunk), 2)))
     rows = read_translated(lake, "llava_instruct", "hin_Deva", 2)
-    source = DATASETS["llava_instruct"].load(lake)
+    source = DATASETS["llava_instruct"].load(lake, 0, 1)
     assert sorted(r["id"] for r in rows) == sorted(r["id"] for r in source)
     assert all(r["lang"] == "hin_Deva" for r in rows)
 
@@ -138,7 +140,7 @@ def test_backfill_a_chunk_from_the_command_line(env, tmp_path):
     lake = Lake.at(root)
     out = root / "translated" / "llava_instruct" / "urd_Arab" / "chunk-001-of-002" / "rows.jsonl"
     spec = DATASETS["llava_instruct"]
-    assert out.exists() and len(out.read_text().splitlines()) == len(rows_in_chunk(spec, spec.load(lake), 1, 2))
+    assert out.exists() and len(out.read_text().splitlines()) == len(spec.load(lake, 1, 2))
     assert not (root / "translated" / "llava_instruct" / "urd_Arab" / "chunk-000-of-002").exists()
 
 
@@ -146,12 +148,12 @@ def _seed_memory(profile, root, dataset, chunk, n, lang, text_lang):
     """Store, as the `lang` translation of every sentence in a chunk, the lexicon's `text_lang` sentence."""
     lake = Lake.at(root)
     spec = DATASETS[dataset]
-    rows = rows_in_chunk(spec, spec.load(lake), chunk, n)
+    rows = spec.load(lake, chunk, n)
     wanted = {s.text for r in rows for t in spec.texts(r) for s in segment(t) if s.translate}
     reference = {row["eng_Latn"]: row[text_lang] for row in lexicon.parallel_corpus()}
     assert wanted <= reference.keys(), "the toy dataset is made of lexicon sentences"
     translator = Translator.from_settings(str(lake.model("nllb", "ct2")), profile.translation)
-    with translator.open_memory(lake.memory_url()) as memory:
+    with translator.open_memory(memory_url(profile.translation, lake)) as memory:
         memory.put_many([(s, lang, reference[s]) for s in sorted(wanted)])
 
 

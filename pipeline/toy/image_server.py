@@ -58,3 +58,22 @@ def serve(www_root: str | Path, stall_s: float = 5.0) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def toy_mirror(www_root: str | Path, stall_s: float = 5.0) -> Iterator[dict[str, str]]:
+    """The URL rewrite that points the toy URL lists at a loopback server running for the block."""
+    with serve(www_root, stall_s) as base:
+        yield {TOY_HOST: base}
+
+
+if __name__ == "__main__":  # python -m pipeline.toy.image_server LAKE/toy_world/www
+    import sys
+
+    with serve(sys.argv[1] if len(sys.argv) > 1 else "lake/toy/toy_world/www") as url:
+        print(f"serving; pass --mirror {TOY_HOST}={url} (Ctrl-C stops)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass

@@ -8,7 +8,7 @@ A dataset the profile splits into chunks (`translation.chunks`) is translated ch
 same folders as the Dagster partitions; `--chunk` picks one (default: all of them).
 
 Uses the active profile (MMG4_CONFIG) and its lake; the NLLB model must exist (materialise
-`nllb_model`, or `python -m pipeline.translation.nllb`). Prints one JSON line of stats per
+`nllb_model`, or `python -m pipeline.toy.nllb`). Prints one JSON line of stats per
 language and chunk.
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ import sys
 
 from pipeline.config import load_profile
 from pipeline.lake import Lake
-from pipeline.translation.datasets import DATASETS, partition_folder, split_into_chunks, translate_rows, write_rows
-from pipeline.translation.translator import Translator
+from pipeline.translation.datasets import DATASETS
+from pipeline.translation.run import Engines, translate_partition
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,22 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [lang for lang in langs if lang not in profile.languages]
     if unknown:
         parser.error(f"--lang {unknown[0]} is not a language of profile {profile.name}: {list(profile.languages)}")
-    s = profile.translation
-    translator = Translator.from_settings(str(lake.model("nllb", "ct2")), s, batch_tokens=args.batch_tokens)
-    spec = DATASETS[args.dataset]
-    n_chunks = s.chunk_count(spec.name)
+    n_chunks = profile.translation.chunk_count(args.dataset)
     if args.chunk is not None and not 0 <= args.chunk < n_chunks:
-        parser.error(f"--chunk {args.chunk}: profile {profile.name} splits {spec.name} into {n_chunks} chunk(s), "
+        parser.error(f"--chunk {args.chunk}: profile {profile.name} splits {args.dataset} into {n_chunks} chunk(s), "
                      f"0..{n_chunks - 1}")
-    chunks = split_into_chunks(spec, spec.load(lake), n_chunks)  # hashed once, reused for every language
-    todo = range(n_chunks) if args.chunk is None else [args.chunk]
+    engines = Engines(profile.translation, lake, batch_tokens=args.batch_tokens)
     log = (lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     for lang in langs:
-        for chunk in todo:
-            with translator.open_memory(s.memory_url or lake.memory_url()) as memory:
-                out, stats = translate_rows(spec, chunks[chunk], lang, translator, memory, log=log)
-            write_rows(partition_folder(lake, spec.name, lang, chunk, n_chunks), out, spec.fmt, extra=stats.to_dict())
-            print(json.dumps({"dataset": spec.name, "lang": lang, "chunk": chunk, **stats.to_dict()}), flush=True)
+        for chunk in range(n_chunks) if args.chunk is None else [args.chunk]:
+            part = translate_partition(args.dataset, lang, lake, engines, chunk, n_chunks, log=log)
+            print(json.dumps({"dataset": args.dataset, "lang": lang, "chunk": chunk, "path": part.result.path,
+                              **part.result.stats.to_dict()}), flush=True)
     return 0
 
 

@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -54,6 +55,14 @@ class TranslationStats:
     def to_dict(self) -> dict:
         return {**asdict(self), "segments_per_s": round(self.segments_per_s, 2),
                 "tokens_per_s": round(self.tokens_per_s, 1)}
+
+    def snapshot(self) -> "TranslationStats":
+        return dataclasses.replace(self)
+
+    def since(self, before: "TranslationStats") -> "TranslationStats":
+        """What the engine did after `before` was taken (the engine's counters cover its whole life)."""
+        return TranslationStats(**{f.name: getattr(self, f.name) - getattr(before, f.name)
+                                   for f in dataclasses.fields(self)})
 
 
 @dataclass

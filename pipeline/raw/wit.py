@@ -8,8 +8,8 @@ from __future__ import annotations
 import pandas as pd
 from upath import UPath
 
-from pipeline.corpora.base import ReadResult, SourceError
-from pipeline.corpora.files import expand
+from pipeline.raw.accounting import ReadResult, SourceError
+from pipeline.raw.files import expand
 from pipeline.languages import flores_from_iso
 
 REQUIRED = ("language", "page_url", "image_url")

@@ -13,7 +13,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 from upath import UPath
 
-from pipeline.corpora.base import ReadResult, SourceError
+from pipeline.raw.accounting import ReadResult, SourceError
 from pipeline.lake import PathEscapeError, safe_join
 
 NO_IMAGE = {"", "None", "none", "nan", "NaN", "null"}

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.config import CaptionSource, DownloadSettings
-from pipeline.corpora.base import ReadResult, SourceError
-from pipeline.lake import Manifest, atomic_open, build_manifest, write_jsonl_atomic
+from pipeline.raw.accounting import ReadResult, SourceError
+from pipeline.lake import write_jsonl_atomic
+from pipeline.rows import write_parquet
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset imports albumentations, which phones home
 
@@ -30,12 +30,9 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset imports al
 @dataclass
 class DownloadResult:
     result: ReadResult
-    manifest: Manifest
+    files: dict[str, int | None]  # what was written under out_dir: path -> rows (None for shards)
+    content_digest: str  # of images, captions and failures: tar headers carry write times
     seconds: float
-
-    @property
-    def images_per_s(self) -> float:
-        return len(self.result.kept) / self.seconds if self.seconds else 0.0
 
 
 def _read_url_list(src: CaptionSource, path: str) -> pd.DataFrame:
@@ -89,8 +86,10 @@ def download_captions(
     settings: DownloadSettings,
     mirror: dict[str, str] | None = None,
     source_name: str = "captions",
+    row_id=lambda r: str(r["key"]),
 ) -> DownloadResult:
-    """Download a URL list into `out_dir/images/*.tar`; failures go to `out_dir/quarantine.jsonl`."""
+    """Download a URL list into `out_dir/images/*.tar` and the kept captions into `out_dir/rows.parquet`;
+    failures go to `out_dir/quarantine.jsonl`. The caller writes the manifest."""
     from img2dataset import download  # heavy import, only when downloading
 
     out = Path(out_dir)
@@ -149,12 +148,9 @@ def download_captions(
     os.replace(staging, final)
     tars = sorted(final.glob("*.tar"))
     write_jsonl_atomic(out / "quarantine.jsonl", (q.to_dict() for q in result.quarantined))
-    with atomic_open(out / "rows.parquet", "wb") as f:  # the captions as a table, for translation
-        pq.write_table(pa.Table.from_pylist(result.kept), f)
+    # the captions as a table beside the shards, for translation (bucketed by row id, so chunks read fast)
+    write_parquet(out / "rows.parquet", result.kept, row_id=row_id)
     files: dict[str, int | None] = {f"images/{t.name}": None for t in tars}
     files["quarantine.jsonl"] = len(result.quarantined)
     files["rows.parquet"] = len(result.kept)
-    manifest = build_manifest(
-        out, files, extra={**result.stats(), "content_digest": _content_digest(tars, result), "shards": len(tars)}
-    )
-    return DownloadResult(result, manifest, seconds)
+    return DownloadResult(result, files, _content_digest(tars, result), seconds)

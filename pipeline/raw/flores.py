@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from upath import UPath
 
-from pipeline.corpora.base import ReadResult, SourceError
+from pipeline.raw.accounting import ReadResult, SourceError
 
 
 def read_flores(folder: str, split: str, languages: tuple[str, ...]) -> ReadResult:

@@ -14,8 +14,8 @@ import re
 import pyarrow.parquet as pq
 from PIL import Image
 
-from pipeline.corpora.base import ReadResult, SourceError
-from pipeline.corpora.files import expand
+from pipeline.raw.accounting import ReadResult, SourceError
+from pipeline.raw.files import expand
 
 FIELDS = ("id", "question", "options", "answer", "question_type")
 IMAGE_FIELDS = tuple(f"image_{i}" for i in range(1, 8))

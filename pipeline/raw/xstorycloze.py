@@ -9,8 +9,8 @@ import re
 
 import pandas as pd
 
-from pipeline.corpora.base import ReadResult, SourceError
-from pipeline.corpora.files import expand
+from pipeline.raw.accounting import ReadResult, SourceError
+from pipeline.raw.files import expand
 from pipeline.languages import flores_from_iso
 
 COLUMNS = ("story_id", "input_sentence_1", "input_sentence_2", "input_sentence_3", "input_sentence_4",

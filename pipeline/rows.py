@@ -1,0 +1,138 @@
+"""Rows in the lake: JSONL and Parquet, written atomically, and chunks that read only their own rows.
+
+Every row of a raw source carries `_bucket`, a 32-bit hash of its id. A later step that splits a
+dataset into `n` chunks (translation partitions) takes chunk `c` as the bucket range
+`[c * 2**32 / n, (c + 1) * 2**32 / n)`; the Parquet files are sorted by bucket and written in row
+groups, so a chunk's read skips the row groups of other chunks by their statistics instead of loading
+the whole dataset. Adding rows moves no row to another chunk: new rows change only the chunks they
+fall into.
+
+Two Parquet layouts:
+- columns (tables: WIT, Flores, MMMU, captions): one column per field, the schema inferred over
+  every row (pyarrow's `Table.from_pylist` looks at the first row only and silently drops keys that
+  appear later);
+- documents (LLaVA-format conversations, whose rows vary in shape): `id`, `_bucket` and the row as
+  JSON text in `_json`, read back byte-for-byte as the source had it.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from typing import Any, Callable, Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from upath import UPath
+
+from pipeline.lake import atomic_open, write_jsonl_atomic
+
+Row = dict[str, Any]
+BUCKET = "_bucket"
+JSON_COLUMN = "_json"
+ROW_GROUP_ROWS = 8192
+_SPACE = 1 << 32
+
+
+class RowsError(ValueError):
+    """Rows that cannot be stored as asked (a field whose type changes from row to row)."""
+
+
+def bucket_of(row_id: str) -> int:
+    """A row's bucket in [0, 2**32): a stable hash of its id."""
+    return int.from_bytes(hashlib.blake2b(row_id.encode("utf-8", "surrogatepass"), digest_size=4).digest(), "big")
+
+
+def chunk_of(row_id: str, n_chunks: int) -> int:
+    return bucket_of(row_id) * n_chunks >> 32
+
+
+def chunk_bounds(chunk: int, n_chunks: int) -> tuple[int, int]:
+    """The bucket range [lo, hi) of chunk `chunk` of `n_chunks`."""
+    if not 0 <= chunk < n_chunks:
+        raise ValueError(f"chunk {chunk} out of range for {n_chunks} chunk(s)")
+    return -(-chunk * _SPACE // n_chunks), -(-(chunk + 1) * _SPACE // n_chunks)
+
+
+def chunk_keys(n_chunks: int) -> list[str]:
+    """The names of the chunks ('000', '001', ...): the `chunk` dimension of partitions."""
+    return [f"{i:03d}" for i in range(n_chunks)]
+
+
+# --- Parquet ----------------------------------------------------------------------------------------
+
+def _table(rows: list[Row], row_id: Callable[[Row], str] | None, documents: bool) -> pa.Table:
+    buckets = [bucket_of(row_id(r)) for r in rows] if row_id else None
+    if buckets is not None:  # sorted by bucket, so a chunk is a few contiguous row groups
+        order = sorted(range(len(rows)), key=buckets.__getitem__)
+        rows, buckets = [rows[i] for i in order], [buckets[i] for i in order]
+    if documents:
+        table = pa.table({
+            "id": pa.array([row_id(r) if row_id else str(r.get("id", "")) for r in rows], pa.string()),
+            JSON_COLUMN: pa.array([json.dumps(r, ensure_ascii=False) for r in rows], pa.string()),
+        })
+    elif rows:
+        try:
+            table = pa.Table.from_struct_array(pa.array(rows))
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            raise RowsError(f"rows cannot be stored as a table: a field changes type between rows ({e})") from None
+    else:
+        table = pa.table({})
+    if buckets is not None:
+        table = table.append_column(BUCKET, pa.array(buckets, pa.int64()))
+    return table
+
+
+def write_parquet(path: str | os.PathLike, rows: Iterable[Row], *, row_id: Callable[[Row], str] | None = None,
+                  documents: bool = False) -> int:
+    """Write rows to one Parquet file atomically; with `row_id`, sorted by bucket so chunks read fast."""
+    rows = list(rows)
+    table = _table(rows, row_id, documents)
+    with atomic_open(path, "wb") as f:
+        pq.write_table(table, f, row_group_size=ROW_GROUP_ROWS, compression="zstd")
+    return len(rows)
+
+
+def read_parquet(path: str | os.PathLike, chunk: int | None = None, n_chunks: int = 1) -> list[Row]:
+    """Rows of a Parquet file written by `write_parquet` (all, or one chunk of `n_chunks`)."""
+    p = UPath(path)
+    filters = None
+    if chunk is not None and n_chunks > 1:
+        lo, hi = chunk_bounds(chunk, n_chunks)
+        filters = [(BUCKET, ">=", lo), (BUCKET, "<", hi)]
+    with p.open("rb") as f:
+        table = pq.read_table(f, filters=filters)
+    if JSON_COLUMN in table.column_names:
+        return [json.loads(t) for t in table.column(JSON_COLUMN).to_pylist()]
+    if BUCKET in table.column_names:
+        table = table.drop_columns([BUCKET])
+    return table.to_pylist()
+
+
+# --- JSONL and a partition folder's rows ---------------------------------------------------------------
+
+def read_jsonl(path: str | os.PathLike) -> list[Row]:
+    with UPath(path).open("r", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_rows(folder: UPath, rows: Iterable[Row], fmt: str) -> tuple[str, int]:
+    """Write `folder/rows.jsonl` or `folder/rows.parquet` atomically; returns (file name, rows)."""
+    if fmt == "jsonl":
+        return "rows.jsonl", write_jsonl_atomic(folder / "rows.jsonl", rows)
+    if fmt == "parquet":
+        rows = list(rows)
+        buf = io.BytesIO()
+        pq.write_table(_table(rows, None, False), buf)
+        with atomic_open(folder / "rows.parquet", "wb") as f:
+            f.write(buf.getvalue())
+        return "rows.parquet", len(rows)
+    raise ValueError(f"unknown row format {fmt!r}; use 'jsonl' or 'parquet'")
+
+
+def read_rows(folder: UPath) -> list[Row]:
+    """The rows of a folder written by `write_rows`."""
+    if (folder / "rows.jsonl").exists():
+        return read_jsonl(folder / "rows.jsonl")
+    return read_parquet(folder / "rows.parquet")

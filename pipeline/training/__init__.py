@@ -1,0 +1,1 @@
+"""The three training stages (next step): one recipe driven by the profile, on DeepSpeed."""

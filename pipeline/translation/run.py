@@ -1,0 +1,179 @@
+"""The translation step's entry functions: what the assets and `python -m pipeline.translation` call.
+
+- `translate_partition`: one dataset, one target language, one chunk of rows -> translated rows on
+  disk, manifest, stats, and the (source, translation) pairs the quality checks judge.
+- `backtranslate_partition`: a translated MMMU partition back into English, with chrF against the
+  original (the paper's Table 1 check).
+- `Engines`: the NLLB model on CTranslate2 and the translation memory, opened as the profile's
+  `translation` settings say; the translator is opened once per process and model.
+
+Every path of the step is known here and nowhere else: `model_dir` (the converted model) and
+`memory_url` (the profile's URL, else an SQLite file in the lake).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import sacrebleu
+from upath import UPath
+
+from pipeline.config import TranslationSettings
+from pipeline.lake import Lake, build_manifest
+from pipeline.languages import SOURCE_LANG
+from pipeline.raw.mmmu import parse_options
+from pipeline.rows import read_rows, write_rows
+from pipeline.stats import StepResult, StepStats
+from pipeline.translation import quality
+from pipeline.translation.datasets import DATASETS, DatasetSpec, Row, partition_folder
+from pipeline.translation.memory import TranslationMemory, memory_url_for
+from pipeline.translation.segment import join, segment
+from pipeline.translation.translator import Translator
+
+Log = Callable[[str], None]
+SAMPLE_PAIRS = 6
+
+
+def model_dir(lake: Lake) -> UPath:
+    """The converted NLLB model (CTranslate2), written by the nllb_model asset."""
+    return lake.model("nllb", "ct2")
+
+
+def memory_url(settings: TranslationSettings, lake: Lake) -> str:
+    """The translation memory: the profile's URL, else an SQLite file in the (local) lake."""
+    return settings.memory_url or memory_url_for(lake.path("tm", "translation_memory.sqlite").path)
+
+
+class Engines:
+    """The translator and the translation memory of one profile and lake.
+
+    The translator (CTranslate2 model + tokenizer, seconds to load) is opened on first use and kept
+    for the process; it is opened again only when the model on disk changes."""
+
+    def __init__(self, settings: TranslationSettings, lake: Lake, batch_tokens: int | None = None):
+        self.settings, self.lake, self.batch_tokens = settings, lake, batch_tokens
+        self._translator: Translator | None = None
+        self._stamp: tuple | None = None
+
+    def translator(self) -> Translator:
+        folder = model_dir(self.lake)
+        try:
+            st = os.stat(os.path.join(folder.path, "model.bin"))
+            stamp = (st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stamp = None  # Translator raises the clear error
+        if self._translator is None or stamp != self._stamp:
+            self._translator = Translator.from_settings(str(folder), self.settings, batch_tokens=self.batch_tokens)
+            self._stamp = stamp
+        return self._translator
+
+    def memory(self, src_lang: str = SOURCE_LANG) -> TranslationMemory:
+        return self.translator().open_memory(memory_url(self.settings, self.lake), src_lang)
+
+
+def translate_texts(texts: list[str], tgt_lang: str, translator: Translator, memory: TranslationMemory,
+                    stats: StepStats, src_lang: str = SOURCE_LANG, log: Log = print) -> list[str]:
+    """Translate whole texts (structure kept verbatim), through the memory; only misses reach the model."""
+    started = time.perf_counter()
+    segmented = [segment(t) for t in texts]
+    sentences = [s.text for segs in segmented for s in segs if s.translate]
+    unique = list(dict.fromkeys(sentences))
+    known = memory.get_many(unique, tgt_lang)
+    missing = [s for s in unique if s not in known]
+    log(f"{src_lang}->{tgt_lang}: {len(sentences)} sentences, {len(unique)} unique, {len(known)} in memory, "
+        f"{len(missing)} to translate")
+    if missing:
+        done = [0]
+
+        def store(batch: list[tuple[str, str, str]]) -> None:
+            memory.put_many(batch)  # durable before the next batch starts
+            done[0] += len(batch)
+            log(f"{src_lang}->{tgt_lang}: translated {done[0]}/{len(missing)} sentences")
+
+        before = translator.stats.snapshot()
+        translated = translator.translate([(s, tgt_lang) for s in missing], src_lang=src_lang, on_batch=store)
+        known.update(zip(missing, translated))
+        engine = translator.stats.since(before)
+        stats.add(model_seconds=engine.seconds, tokens_out=engine.tgt_tokens, retried=engine.retried)
+    out = [join(segs, [known[s.text] for s in segs if s.translate], tgt_lang) for segs in segmented]
+    stats.add(texts=len(texts), segments_total=len(sentences), segments_unique=len(unique))
+    stats.cache_hits += len(unique) - len(missing)
+    stats.model_calls += len(missing)
+    stats.items += len(missing)
+    stats.seconds += time.perf_counter() - started
+    return out
+
+
+def translate_rows(spec: DatasetSpec, rows: list[Row], tgt_lang: str, translator: Translator,
+                   memory: TranslationMemory, stats: StepStats, log: Log = print) -> list[Row]:
+    per_row = [spec.texts(r) for r in rows]
+    flat = [t for texts in per_row for t in texts]
+    translated = iter(translate_texts(flat, tgt_lang, translator, memory, stats, log=log))
+    stats.rows_in += len(rows)
+    stats.rows_kept += len(rows)
+    return [spec.rebuild(r, [next(translated) for _ in texts], tgt_lang) for r, texts in zip(rows, per_row)]
+
+
+def _finish_stats(stats: StepStats) -> None:
+    model_s, tokens = stats.counters.get("model_seconds", 0.0), stats.counters.get("tokens_out", 0)
+    stats.counters["tokens_per_s"] = round(tokens / model_s, 1) if model_s else 0.0
+
+
+@dataclass
+class TranslatedPartition:
+    result: StepResult
+    pairs: list[tuple[str, str]]  # (source text, translation) of every translated text, for the checks
+
+
+def translate_partition(dataset: str, lang: str, lake: Lake, engines: Engines, chunk: int = 0,
+                        n_chunks: int = 1, log: Log = print) -> TranslatedPartition:
+    """Translate one chunk of a dataset into `lang` and write it to its partition folder."""
+    spec = DATASETS[dataset]
+    stats = StepStats(f"translated_{dataset}", unit="segments")
+    rows = spec.load(lake, chunk, n_chunks)  # only this chunk's rows are read
+    translator = engines.translator()
+    with engines.memory() as memory:
+        out = translate_rows(spec, rows, lang, translator, memory, stats, log=log)
+    _finish_stats(stats)
+    pairs = [(s, t) for src, row in zip(rows, out) for s, t in zip(spec.texts(src), spec.texts(row))]
+    stats.sample = [{"source": s, "translation": t} for s, t in pairs[:SAMPLE_PAIRS]]
+    folder = partition_folder(lake, dataset, lang, chunk, n_chunks)
+    name, n = write_rows(folder, out, spec.fmt)
+    manifest = build_manifest(folder, {name: n}, extra=stats.to_dict())
+    return TranslatedPartition(StepResult(str(folder), manifest, stats), pairs)
+
+
+def check_partition(pairs: list[tuple[str, str]], lang: str, langid_threshold: float):
+    """The three quality reports of a translated partition: structure, language, outliers."""
+    return {
+        "structure": quality.check_structure(pairs),
+        "language": quality.LanguageIdentifier().check_language({lang: [t for _, t in pairs]}, langid_threshold),
+        "outliers": quality.find_outliers((s, t, lang) for s, t in pairs),
+    }
+
+
+def backtranslate_partition(lang: str, lake: Lake, engines: Engines, chunk: int = 0, n_chunks: int = 1,
+                            log: Log = print) -> StepResult:
+    """MMMU Multi in `lang` translated back into English; chrF against the original questions and options."""
+    spec = DATASETS["mmmu"]
+    stats = StepStats("mmmu_backtranslated", unit="segments")
+    rows = read_rows(partition_folder(lake, "mmmu", lang, chunk, n_chunks))
+    texts = [t for r in rows for t in spec.texts(r)]
+    originals = [t for r in rows for t in (r["source_question"], *parse_options(r["source_options"]))]
+    translator = engines.translator()
+    with engines.memory(src_lang=lang) as memory:
+        back = translate_texts(texts, SOURCE_LANG, translator, memory, stats, src_lang=lang, log=log)
+    stats.rows_in = stats.rows_kept = len(rows)
+    _finish_stats(stats)
+    stats.counters["chrf_vs_original"] = round(sacrebleu.corpus_chrf(back, [originals]).score, 2)
+    stats.sample = [{"original": o, "back": b} for o, b in list(zip(originals, back))[:SAMPLE_PAIRS]]
+    out, it = [], iter(back)
+    for r in rows:
+        vals = [next(it) for _ in spec.texts(r)]
+        out.append({**r, "question": vals[0], "options": str(vals[1:]), "lang": SOURCE_LANG, "via_lang": lang})
+    folder = partition_folder(lake, "mmmu_back", lang, chunk, n_chunks)
+    name, n = write_rows(folder, out, "parquet")
+    manifest = build_manifest(folder, {name: n}, extra=stats.to_dict())
+    return StepResult(str(folder), manifest, stats)
