@@ -20,7 +20,10 @@ import hashlib
 import io
 import json
 import os
-from typing import Any, Callable, Iterable
+import pickle
+import tempfile
+from itertools import chain, islice
+from typing import Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -32,6 +35,9 @@ Row = dict[str, Any]
 BUCKET = "_bucket"
 JSON_COLUMN = "_json"
 ROW_GROUP_ROWS = 8192
+MEMORY_ROWS = 50_000  # a source with fewer rows is sorted in memory; a larger one is spilled to disk
+SPILL_PARTS = 64  # bucket ranges of the spill: memory holds about 1/64 of a large source at a time
+SPILL_BATCH = 4096
 _SPACE = 1 << 32
 
 
@@ -84,14 +90,86 @@ def _table(rows: list[Row], row_id: Callable[[Row], str] | None, documents: bool
     return table
 
 
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` with exactly `schema`'s columns: missing ones as nulls, the others cast."""
+    cols = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(len(table), f.type)
+            for f in schema]
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def _write_parts(path: str | os.PathLike, parts: list[str]) -> None:
+    """Concatenate Parquet part files into one, in order, under one schema unified over all parts."""
+    try:
+        schema = pa.unify_schemas([pq.read_schema(p) for p in parts], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise RowsError(f"rows cannot be stored as a table: a field changes type between rows ({e})") from None
+    with atomic_open(path, "wb") as f, pq.ParquetWriter(f, schema, compression="zstd") as writer:
+        for part in parts:
+            writer.write_table(_conform(pq.read_table(part), schema), row_group_size=ROW_GROUP_ROWS)
+
+
 def write_parquet(path: str | os.PathLike, rows: Iterable[Row], *, row_id: Callable[[Row], str] | None = None,
-                  documents: bool = False) -> int:
-    """Write rows to one Parquet file atomically; with `row_id`, sorted by bucket so chunks read fast."""
-    rows = list(rows)
-    table = _table(rows, row_id, documents)
-    with atomic_open(path, "wb") as f:
-        pq.write_table(table, f, row_group_size=ROW_GROUP_ROWS, compression="zstd")
-    return len(rows)
+                  documents: bool = False, memory_rows: int = MEMORY_ROWS) -> int:
+    """Write rows to one Parquet file atomically; with `row_id`, sorted by bucket so chunks read fast.
+
+    Up to `memory_rows` rows are sorted in memory. A longer stream is spilled to SPILL_PARTS temporary
+    files by bucket range (input order without `row_id`), each sorted on its own, then concatenated:
+    memory holds one part, never the whole source."""
+    it = iter(rows)
+    head = list(islice(it, memory_rows))
+    if len(head) < memory_rows:
+        table = _table(head, row_id, documents)
+        with atomic_open(path, "wb") as f:
+            pq.write_table(table, f, row_group_size=ROW_GROUP_ROWS, compression="zstd")
+        return len(head)
+    n = 0
+    local = UPath(path)
+    spill_dir = os.path.dirname(local.path) if getattr(local, "protocol", "") in ("", "file", "local") else None
+    if spill_dir:
+        os.makedirs(spill_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".rows-spill-", dir=spill_dir) as tmp:  # beside the output: room
+        parts: list[str] = []
+        if row_id is None:  # input order: each batch is a part
+            for batch in _batches(chain(head, it), memory_rows):
+                parts.append(os.path.join(tmp, f"{len(parts):06d}.parquet"))
+                pq.write_table(_table(batch, None, documents), parts[-1])
+                n += len(batch)
+        else:
+            spills = [open(os.path.join(tmp, f"{k:03d}.pkl"), "wb") for k in range(SPILL_PARTS)]
+            try:
+                for batch in _batches(chain(head, it), SPILL_BATCH):
+                    groups: dict[int, list[Row]] = {}
+                    for r in batch:
+                        groups.setdefault(bucket_of(row_id(r)) * SPILL_PARTS >> 32, []).append(r)
+                    for k, group in groups.items():
+                        pickle.dump(group, spills[k], protocol=pickle.HIGHEST_PROTOCOL)
+                    n += len(batch)
+                head = []
+            finally:
+                for s in spills:
+                    s.close()
+            for k in range(SPILL_PARTS):  # our own temporary files: unpickling them is safe
+                with open(os.path.join(tmp, f"{k:03d}.pkl"), "rb") as f:
+                    part_rows = [r for group in _frames(f) for r in group]
+                if part_rows:
+                    parts.append(os.path.join(tmp, f"{k:03d}.parquet"))
+                    pq.write_table(_table(part_rows, row_id, documents), parts[-1])
+        _write_parts(path, parts)
+    return n
+
+
+def _batches(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
+    it = iter(rows)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def _frames(f) -> Iterator[list[Row]]:
+    while True:
+        try:
+            yield pickle.load(f)
+        except EOFError:
+            return
 
 
 def read_parquet(path: str | os.PathLike, chunk: int | None = None, n_chunks: int = 1) -> list[Row]:
