@@ -26,6 +26,10 @@ language's own end mark (。？ for Chinese/Japanese, ۔ ؟ for Urdu, ؟ for Ara
 । for Hindi/Bengali, Spanish ¿...?, French " ?" with the customary space).
 All output is in Unicode NFC.
 
+Why one file of ~1000 lines: it is eleven small grammars side by side, each a table of words plus
+one rendering function per sentence kind; keeping them together makes a change to a sentence kind
+visible in every language at once.
+
 Public API: ``LANGS``, ``TARGET_LANGS``, ``LANGUAGE_NAMES``, ``COLOURS``,
 ``SHAPES``, ``SIZES``, ``POSITIONS``, ``COLOUR_RGB``, ``SLOT_VALUES``,
 ``KINDS``, ``QUESTION_KINDS``, ``sentence``, ``word``, ``all_sentences``,

@@ -19,7 +19,9 @@ processes may read and write at once:
 * Inserts are ``INSERT ... ON CONFLICT DO NOTHING``: the first translation
   stored for a key wins, and racing writers of the same key cannot fail.
 
-This module deliberately has no Dagster dependency.
+This module deliberately has no Dagster dependency. It is one class with two database backends
+(about 450 lines): the SQLite and PostgreSQL details (locking, URLs, driver errors) sit next to the
+statements they affect.
 """
 
 from __future__ import annotations
