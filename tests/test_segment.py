@@ -322,6 +322,14 @@ def test_join_cjk_drops_inter_sentence_spaces_keeps_newlines():
     assert join(segs, ["Bonjour.", "Ça va ?", "Bien.", "Merci !"], "fra_Latn") == "Bonjour. Ça va ?\nBien. Merci !"
 
 
+def test_join_cjk_keeps_a_space_that_keeps_numbers_apart():
+    # dropping the space between "...7." and "5..." would turn two numbers into "7.5"
+    text = "It is 7. 5 cats are here. Ok."
+    segs = segment(text)
+    assert join(segs, ["它是 7.", "5 只猫在这里。", "好。"], "zho_Hans") == "它是 7. 5 只猫在这里。好。"
+    assert join(segs, ["它是7。", "5只猫在这里。", "好。"], "zho_Hans") == "它是7。5只猫在这里。好。"
+
+
 def test_join_cjk_keeps_space_next_to_protected():
     text = "Look at <image 1>. What is it?"
     segs = segment(text)
