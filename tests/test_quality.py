@@ -443,3 +443,37 @@ def test_translator_guard_flags_bad_single_sentence_translations(src, tgt, lang,
         assert (has_repetition(tgt) or is_length_outlier(src, tgt, lang) or not any(c.isalpha() for c in tgt)
                 or check_structure([(src, tgt)]).number_failures > 0) is suspect
 
+
+# ---------------------------------------------------------------------------
+# pathological inputs: every regex here must stay linear
+# ---------------------------------------------------------------------------
+
+PATHOLOGICAL = [
+    "the " * 20_000,  # a word loop
+    "a b c d e " * 10_000,  # a 5-word cycle: the 1-4-word loop regex must give up fast
+    "ab cd " * 10_000 + "x",
+    "的" * 50_000,  # a CJK loop
+    "abcde" * 10_000,  # one huge word (the loop-inside-a-word regex)
+    "!" * 50_000,  # long runs of punctuation
+    "?!." * 20_000,
+    "(" * 20_000 + ")" * 20_000,  # nested brackets
+    "\\frac{" * 5_000,
+    "1," * 25_000,  # one huge number
+    "1." * 25_000 + "a",  # ... that turns out glued to a letter
+    "$1 " * 10_000,  # many amounts
+    "$" * 50_000 + "1",
+    "👍🏽\u200d" * 10_000,  # one endless emoji sequence
+    (PRICE + " 😀 <image 1>\n") * 1_000,
+]
+
+
+@pytest.mark.timeout(60)  # a hang guard (pytest-timeout), not a speed assertion: each takes well under 1 s
+@pytest.mark.parametrize("text", PATHOLOGICAL, ids=lambda t: f"{t[:10]!r}x{len(t)}")
+def test_pathological_inputs_do_not_hang_the_checks(text):
+    half = text[: len(text) // 2]
+    assert check_structure([(text, text)]).passed
+    check_structure([(text, half)])
+    find_outliers([(text, half, "fra_Latn"), (text, text[::-1], "zho_Hans")])
+    assert must_survive_diff(text, text) == ([], [])
+    is_suspect_sentence(text, half, "jpn_Jpan")
+    repeated_unit(text)
