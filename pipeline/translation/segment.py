@@ -35,9 +35,10 @@ drop or alter it (or an emoji, which its vocabulary mostly lacks). `must_survive
 text that a translation must contain unchanged, by exact string equality (see `MUST_SURVIVE_RE`):
 
 * numbers: digits with inner `.` `,` or no-break / thin space separators (`3`, `3.14`, `1,000,000`,
-  `1 000`); a sign, a unit or a letter next to it is not part of it. Digits glued to a Latin, Greek
-  or Cyrillic letter, a digit or `_` on either side are part of a word, not a number (`1st`, `3D`,
-  `H2O`, `10km`, `x_1`, `mp3`); next to other scripts they are numbers (`有3个`, `3つ`, `3개`);
+  `1\\u00a0000`; with a plain space, `1 000` is two numbers); a sign, a unit or a letter next to
+  it is not part of it. Digits glued to a Latin, Greek or Cyrillic letter, a digit or `_` on either
+  side are part of a word, not a number (`1st`, `3D`, `H2O`, `10km`, `x_1`, `mp3`); next to other
+  scripts they are numbers (`有3个`, `3つ`, `3개`);
 * currency amounts: a currency symbol (Unicode category Sc) before or after a number, with at most
   one (no-break) space between (`$4.50`, `€3`, `5,25 €`, `US$5` gives `$5`);
 * percentages: a number followed by `%`, `％` or `‰`, with at most one (no-break) space (`16.7%`,
@@ -328,7 +329,7 @@ def split_must_survive(sentence: str) -> list[Segment]:
     letter-or-digit (blanks, punctuation, brackets: "(", ", ", "."). What is left, from a first to a
     last alphanumeric character and with a letter, is translate=True: "The price rose from $4.50 to
     $5.25." gives "The price rose from" (translate), " ", "$4.50", " ", "to", " ", "$5.25", ".".
-    A sentence without tokens gives itself as its single translatable piece (if it has a letter)."""
+    A sentence without tokens gives one translatable piece (its core, if it has a letter)."""
     out: list[Segment] = []
 
     def piece(text: str) -> None:
