@@ -18,10 +18,12 @@ from pipeline.translation.quality import (
     is_length_outlier,
     is_suspect_sentence,
     length_ratio,
+    must_survive,
+    must_survive_diff,
     protected_spans,
     repeated_unit,
 )
-from pipeline.translation.segment import join, segment
+from pipeline.translation.segment import join, join_must_survive, segment, split_must_survive
 
 SOURCE = (
     "<image 1>\nWhat does `np.mean(x)` return for the data at https://example.org/data.csv?\n"
@@ -113,21 +115,117 @@ def test_toy_sentences_pass_structure(corpus):
     assert report.passed and report.checked == len(corpus) * len(TARGET_LANGS)
 
 
+# ---------------------------------------------------------------------------
+# must-survive tokens: numbers, amounts, percentages, emoji (inside sentences too)
+# ---------------------------------------------------------------------------
+
+PRICE = "The price rose from $4.50 to $5.25, i.e. 16.7%."
+_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_numbers_amounts_and_percentages_must_survive():
+    assert must_survive(PRICE) == ["$4.50", "$5.25", "16.7%"]
+
+
+@pytest.mark.parametrize(("text", "tokens"), [
+    ("It costs 5,25 € or €3 (US$5, ¥1000).", ["5,25 €", "€3", "$5", "¥1000"]),
+    ("1,000,000 people in 2020, 1 000 or 1\u00a0000 of them.", ["1,000,000", "2020", "1", "000", "1\u00a0000"]),
+    ("16,7 % and 3‰ and 42%.", ["16,7 %", "3‰", "42%"]),
+    ("Python 3.12 (see 1.2.3.4); COVID-19 and -5 degrees.", ["3.12", "1.2.3.4", "19", "5"]),
+    # digits glued to a Latin / Greek / Cyrillic letter or "_" are a word; next to CJK they are numbers
+    ("1st place, 3D, H2O, 10km, x_1, mp3, v1.2, 5го.", []),
+    ("有3个圆。3つの円。원 3개.", ["3", "3", "3"]),
+    ("No numbers here.", []),
+])
+def test_must_survive_rule(text, tokens):
+    assert must_survive(text) == tokens
+
+
+def test_emoji_must_survive_as_whole_sequences():
+    text = "I love 🍕 and 👍🏽, my family 👨\u200d👩\u200d👧, 🇫🇷, ❤️ and 1️⃣!"
+    assert must_survive(text) == ["🍕", "👍🏽", "👨\u200d👩\u200d👧", "🇫🇷", "❤️", "1️⃣"]
+    assert must_survive("→ © ™ ... ?!") == []  # arrows and signs are not emoji
+
+
+def test_must_survive_diff_compares_multisets_of_exact_strings():
+    # moved is fine; localised ("4,50 $" for "$4.50") is a loss and an extra; duplicates count
+    assert must_survive_diff(PRICE, "Le prix : 16.7% de plus, de $4.50 à $5.25.") == ([], [])
+    assert must_survive_diff(PRICE, "Le prix est passé de 4,50 $ à $5.25, soit 16,7 %.") == (
+        ["$4.50", "16.7%"], ["4,50 $", "16,7 %"])
+    assert must_survive_diff("Red 😀.", "Rouge.") == (["😀"], [])
+    assert must_survive_diff("3 and 3", "3") == (["3"], [])
+    assert must_survive_diff("three", "3") == ([], ["3"])
+
+
+def test_structure_check_flags_a_lost_number_inside_a_sentence():
+    source = "<image 1>\n" + PRICE + " 😀"
+    good = "<image 1>\nLe prix est passé de $4.50 à $5.25, soit 16.7%. 😀"
+    lost = "<image 1>\nLe prix est passé de 4,50 $ à $5.25. 😀"
+    report = check_structure([(source, good), (source, lost)])
+    assert (report.checked, report.failed, report.number_failures, report.span_failures) == (2, 1, 1, 0)
+    (example,) = report.examples
+    assert example["numbers_missing"] == ["$4.50", "16.7%"] and example["numbers_extra"] == ["4,50 $"]
+    meta = _json_roundtrip(report.to_metadata())
+    assert meta["number_failures"] == 1 and not report.passed
+    # an extra number alone ("three" -> "3") is shown nowhere and fails nothing
+    assert check_structure([("There are three circles.", "Il y a 3 cercles.")]).passed
+
+
+def test_split_and_join_around_must_survive_tokens():
+    pieces = split_must_survive(PRICE)
+    assert [p.text for p in pieces if p.translate] == ["The price rose from", "to", "i.e"]
+    assert "".join(p.text for p in pieces) == PRICE
+    assert join_must_survive(pieces, ["Le prix est passé de", " à ", "soit"]) == \
+        "Le prix est passé de $4.50 à $5.25, soit. 16.7%."
+    # translations that would glue onto a token are padded with blanks ("is3circles" hides the "3";
+    # "Payez 5 $4" reads "5 $", "4" and needs two)
+    assert join_must_survive(split_must_survive("有3个圆"), ["There is", "circles"]) == "There is 3 circles"
+    assert join_must_survive(split_must_survive("Pay $4 now"), ["Payez 5", "maintenant"]) == "Payez 5  $4  maintenant"
+    with pytest.raises(ValueError):
+        join_must_survive(pieces, ["one"])
+
+
+_SENTENCE_BITS = st.sampled_from([
+    "The price", "rose", "$4.50", "5,25 €", "16.7%", "3", "1,000", "😀", "👍🏽", "🇫🇷", "1️⃣", "有", "个", "x", "H2O",
+    ".", ", ", " ", "(", ")", "e.g.", "$", "%",
+])
+_PIECE_OUTPUTS = st.sampled_from(["", "Zzz", "猫", "5", "7.", "km", "$", "%", "🏽", "\u20e3", ",3", "x9 y"])
+
+
+@_SETTINGS
+@given(st.lists(_SENTENCE_BITS, min_size=1, max_size=10).map("".join), st.data())
+def test_tokens_survive_whatever_the_pieces_become(sentence, data):
+    """The translator's fallback guarantees the tokens, whatever the model says for the pieces."""
+    pieces = split_must_survive(sentence)
+    assert "".join(p.text for p in pieces) == sentence
+    outputs = [data.draw(_PIECE_OUTPUTS) for p in pieces if p.translate]
+    assert join_must_survive(pieces, [p.text for p in pieces if p.translate]) == sentence.strip()
+    missing, _ = must_survive_diff(sentence, join_must_survive(pieces, outputs))
+    assert missing == []
+
+
 _PIECES = st.sampled_from([
     "<image>", "<image 2>", "`code`", "$x^2$", "https://ex.org/a", "a@b.co", "\\frac{1}{2}", "3.14", "42%", "7",
     "\n", "\n\n", " ", "  ", "\t", "- ", "(A) ", "1. ", "A. ", "# ", "> ", "What is it?", "The cat sleeps.",
     "e.g. this", "Dr. Who", "。", "猫", "¿Qué?", "```py\nx=1\n```", "x", ".", "-", "(",
 ])
 _FAKE_SENTENCE = st.sampled_from(["Zzz", "Yy yy", "猫猫", "Zz."])
-_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _engine_says(sentence: str, word: str) -> str:
+    """A sentence "translated" as `word`, with the translator's guarantee: `word` for each piece
+    around the sentence's must-survive tokens, the tokens kept."""
+    pieces = split_must_survive(sentence)
+    return join_must_survive(pieces, [word for p in pieces if p.translate])
 
 
 @_SETTINGS
 @given(st.lists(_PIECES, max_size=12).map("".join), st.sampled_from(TARGET_LANGS), _FAKE_SENTENCE)
 def test_join_of_segments_always_passes_structure(text, lang, word):
-    """Whatever the model says for each sentence, `segment.join` keeps the structure intact."""
+    """Whatever the model says for each sentence, `segment.join` keeps the structure intact (numbers
+    inside a sentence are the translator's job: its fallback keeps them, as `_engine_says` does)."""
     segs = segment(text)
-    translation = join(segs, [word for s in segs if s.translate], lang)
+    translation = join(segs, [_engine_says(s.text, word) for s in segs if s.translate], lang)
     report = check_structure([(text, text), (text, translation)])
     assert report.passed, report.examples
 
@@ -333,9 +431,49 @@ def test_loop_inside_a_word_is_a_repetition():
     ("The circle is red.", "Le cercle est rouge.", "fra_Latn", False),
     ("What colour is the triangle?", "三角形是什么颜色的？", "zho_Hans", False),
     ("Yes.", "Sí.", "spa_Latn", False),
+    (PRICE, "Le prix est passé de 4,50 $ à 5,25 $, soit 16,7 %.", "fra_Latn", True),  # localised numbers
+    (PRICE, "Le prix est passé de $4.50 à $5.25.", "fra_Latn", True),  # a dropped percentage
+    ("The circle is red 😀.", "Le cercle est rouge.", "fra_Latn", True),  # a dropped emoji
+    (PRICE, "Le prix est passé de $4.50 à $5.25, soit 16.7%.", "fra_Latn", False),
 ])
 def test_translator_guard_flags_bad_single_sentence_translations(src, tgt, lang, suspect):
     """The translator's cheap per-sentence guard; on ordinary sentences it agrees with the asset checks."""
     assert is_suspect_sentence(src, tgt, lang) is suspect
     if tgt:  # the checks' own verdict (an empty output is a length outlier for both)
-        assert (has_repetition(tgt) or is_length_outlier(src, tgt, lang) or not any(c.isalpha() for c in tgt)) is suspect
+        assert (has_repetition(tgt) or is_length_outlier(src, tgt, lang) or not any(c.isalpha() for c in tgt)
+                or check_structure([(src, tgt)]).number_failures > 0) is suspect
+
+
+# ---------------------------------------------------------------------------
+# pathological inputs: every regex here must stay linear
+# ---------------------------------------------------------------------------
+
+PATHOLOGICAL = [
+    "the " * 20_000,  # a word loop
+    "a b c d e " * 10_000,  # a 5-word cycle: the 1-4-word loop regex must give up fast
+    "ab cd " * 10_000 + "x",
+    "的" * 50_000,  # a CJK loop
+    "abcde" * 10_000,  # one huge word (the loop-inside-a-word regex)
+    "!" * 50_000,  # long runs of punctuation
+    "?!." * 20_000,
+    "(" * 20_000 + ")" * 20_000,  # nested brackets
+    "\\frac{" * 5_000,
+    "1," * 25_000,  # one huge number
+    "1." * 25_000 + "a",  # ... that turns out glued to a letter
+    "$1 " * 10_000,  # many amounts
+    "$" * 50_000 + "1",
+    "👍🏽\u200d" * 10_000,  # one endless emoji sequence
+    (PRICE + " 😀 <image 1>\n") * 1_000,
+]
+
+
+@pytest.mark.timeout(60)  # a hang guard (pytest-timeout), not a speed assertion: each takes well under 1 s
+@pytest.mark.parametrize("text", PATHOLOGICAL, ids=lambda t: f"{t[:10]!r}x{len(t)}")
+def test_pathological_inputs_do_not_hang_the_checks(text):
+    half = text[: len(text) // 2]
+    assert check_structure([(text, text)]).passed
+    check_structure([(text, half)])
+    find_outliers([(text, half, "fra_Latn"), (text, text[::-1], "zho_Hans")])
+    assert must_survive_diff(text, text) == ([], [])
+    is_suspect_sentence(text, half, "jpn_Jpan")
+    repeated_unit(text)

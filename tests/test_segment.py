@@ -12,11 +12,17 @@ from pipeline.translation.segment import (
     PROTECTED_RE,
     Segment,
     join,
+    join_must_survive,
     segment,
     sentences,
+    split_must_survive,
 )
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# A hang guard for everything that runs the regexes over adversarial or random input: a backtracking
+# regression must fail the test, not hang CI (needs pytest-timeout, in the dev extra). Not a speed
+# assertion: these take well under a second each.
+HANG_GUARD = pytest.mark.timeout(60)
 
 TRICKY = [
     "",
@@ -142,12 +148,14 @@ def test_round_trip_and_invariants(text):
     check_invariants(text)
 
 
+@HANG_GUARD
 @SETTINGS
 @given(st.text())
 def test_round_trip_arbitrary_text(text):
     check_invariants(text)
 
 
+@HANG_GUARD
 @SETTINGS
 @given(blocks)
 def test_round_trip_building_blocks(text):
@@ -289,6 +297,7 @@ def test_sentence_splitting(text, expected):
 # ---------------------------------------------------------------- join
 
 
+@HANG_GUARD
 @SETTINGS
 @given(st.one_of(st.text(), blocks))
 def test_join_identity(text):
@@ -296,6 +305,7 @@ def test_join_identity(text):
     assert join(segs, [s.text for s in segs if s.translate], "fra_Latn") == text
 
 
+@HANG_GUARD
 @SETTINGS
 @given(blocks)
 def test_join_uppercase_keeps_protected(text):
@@ -322,6 +332,14 @@ def test_join_cjk_drops_inter_sentence_spaces_keeps_newlines():
     assert join(segs, ["Bonjour.", "Ça va ?", "Bien.", "Merci !"], "fra_Latn") == "Bonjour. Ça va ?\nBien. Merci !"
 
 
+def test_join_cjk_keeps_a_space_that_keeps_numbers_apart():
+    # dropping the space between "...7." and "5..." would turn two numbers into "7.5"
+    text = "It is 7. 5 cats are here. Ok."
+    segs = segment(text)
+    assert join(segs, ["它是 7.", "5 只猫在这里。", "好。"], "zho_Hans") == "它是 7. 5 只猫在这里。好。"
+    assert join(segs, ["它是7。", "5只猫在这里。", "好。"], "zho_Hans") == "它是7。5只猫在这里。好。"
+
+
 def test_join_cjk_keeps_space_next_to_protected():
     text = "Look at <image 1>. What is it?"
     segs = segment(text)
@@ -343,9 +361,33 @@ def test_join_wrong_count():
 # ---------------------------------------------------------------- patterns and speed
 
 
-def test_protected_patterns_compiled():
-    assert PROTECTED_PATTERNS and all(hasattr(p, "search") for p in PROTECTED_PATTERNS.values())
-    assert PROTECTED_RE.search("<image 2>").group() == "<image 2>"
+# name -> (text, the token found in it, a near miss that the pattern must NOT match)
+PATTERN_CASES = {
+    "code_fence": ("Run:\n```py\nx = 1\n```\nok", "```py\nx = 1\n```", "two ``ticks`` only"),
+    "tilde_fence": ("Run:\n~~~\nx = 1\n~~~\nok", "~~~\nx = 1\n~~~", "wow~~~ nice~~~"),
+    "latex_env": ("So \\begin{align}a &= b\\end{align} holds", "\\begin{align}a &= b\\end{align}",
+                  "\\begin{align} a \\end{equation}"),
+    "math_display": ("Then $$E = mc^2$$ holds", "$$E = mc^2$$", "it costs $$ now"),
+    "math_inline": ("The area is $\\pi r^2$ here", "$\\pi r^2$", "It costs $5 and $10 today."),
+    "inline_code": ("Call `f(x)` now", "`f(x)`", "a `tick that\nspans lines`"),
+    "url": ("See https://example.com/a?b=1.", "https://example.com/a?b=1", "awww.example.org and http:/x"),
+    "email": ("Mail jane.doe+x@example.co.uk now", "jane.doe+x@example.co.uk", "jane@localhost"),
+    "tag": ("Look at <image 2> here", "<image 2>", "if a < b > c then <3"),
+    "latex_command": ("Use \\frac{1}{2} here", "\\frac{1}{2}", "C:\\ 5 and \\123"),
+    "line_marker": ("Intro\n  (B) an option", "  (B) ", "a - b, -5 degrees, #1 seller"),
+}
+
+
+def test_every_protected_pattern_matches_its_token_and_not_a_near_miss():
+    assert set(PATTERN_CASES) == set(PROTECTED_PATTERNS), "a new pattern needs a case here"
+    for name, (text, token, near_miss) in PATTERN_CASES.items():
+        pattern = PROTECTED_PATTERNS[name]
+        found = pattern.search(text)
+        assert found is not None and found.group() == token, name
+        assert pattern.search(near_miss) is None, f"{name} matched {near_miss!r}"
+        # the combined scan finds the same token in context, and segment keeps it verbatim
+        assert token in [m.group() for m in PROTECTED_RE.finditer(text)], name
+        assert Segment(token, False) in segment(text), name
 
 
 @pytest.mark.parametrize(
@@ -362,9 +404,29 @@ def test_protected_patterns_compiled():
         "a." * 25_000,
         "<a" * 25_000,
         "Hello there. See <image 1> at https://x.org/a. e.g. $x$ is 3.14.\n- item\n" * 600,
+        # long runs of punctuation, nested brackets, numbers, amounts and emoji
+        "!" * 50_000,
+        "?!." * 20_000,
+        "…" * 30_000,
+        "(" * 20_000 + ")" * 20_000,
+        "{" * 30_000,
+        "\\frac{" * 5_000,
+        "1," * 25_000,
+        "1." * 25_000 + "a",
+        "1\u00a0" * 25_000 + "x",
+        "$1 " * 10_000,
+        "$" * 50_000 + "1",
+        "1 %" * 15_000,
+        "👍🏽\u200d" * 10_000,
+        "The price rose from $4.50 to $5.25, i.e. 16.7%. 😀 " * 1_000,
     ],
+    ids=lambda t: f"{t[:10]!r}x{len(t)}",
 )
+@HANG_GUARD
 def test_pathological_inputs_round_trip(text):
     # These inputs once made naive regexes backtrack; they must still segment and round-trip.
     segs = segment(text)
     assert "".join(s.text for s in segs) == text
+    pieces = split_must_survive(text)
+    assert "".join(p.text for p in pieces) == text
+    assert join_must_survive(pieces, [p.text for p in pieces if p.translate]) == text.strip()

@@ -24,7 +24,8 @@ from pipeline.translation import nllb
 from pipeline.translation.datasets import DATASETS, partition_folder
 from pipeline.translation.run import memory_url, translate_rows, translate_texts
 from pipeline.translation.memory import TranslationMemory
-from pipeline.translation.segment import sentences
+from pipeline.translation.quality import check_structure, must_survive_diff
+from pipeline.translation.segment import must_survive, sentences
 from pipeline.translation.translator import DecodingSettings, Translator
 from tests.conftest import small_profile
 
@@ -95,6 +96,38 @@ def test_one_batch_mixes_target_languages(world):
     # each hypothesis starts with its own target-language tag (the forced prefix), in one engine call
     hyps = t._run(t._tokenize(["The circle is red."] * 3, "eng_Latn"), targets)
     assert [h[0] for h in hyps] == targets
+
+
+PRICE = "The price rose from $4.50 to $5.25, i.e. 16.7%."
+EMOJI = "The circle is red 😀 and the star is big 👍🏽."
+
+
+def test_numbers_and_emoji_survive_the_model(world):
+    """The toy NLLB knows no digits, currency signs or emoji: it loses them, the retry loses them again,
+    and the fallback translates around them, so every one reaches the output exactly."""
+    _, lake = world
+    t = _translator(lake)
+    items = [(PRICE, "fra_Latn"), (EMOJI, "jpn_Jpan"), (PRICE, "rus_Cyrl"), ("The circle is red.", "fra_Latn")]
+    seen = []
+    out = t.translate(items, on_batch=seen.extend)
+    for (src, _), tgt in zip(items, out):
+        assert must_survive_diff(src, tgt) == ([], []), (src, tgt)
+    assert all(tok in out[0] for tok in ("$4.50", "$5.25", "16.7%"))
+    assert "price" not in out[0] and "circle" not in out[1], "the words went to the model, not copied"
+    assert "😀" in out[1] and "👍🏽" in out[1]
+    assert t.stats.numbers_fallback == 3 and t.stats.retried >= 3, t.stats
+    assert [x for _, _, x in sorted(seen)] == [x for _, x in sorted(zip(items, out))], "the memory gets the fallback"
+
+
+def test_numbers_survive_whole_texts_and_pass_the_structure_check(world, tmp_path):
+    _, lake = world
+    t = _translator(lake)
+    texts = [f"<image 1>\n{PRICE} What colour is the circle?\n(A) 3.14\n(B) 2,000 😀", EMOJI]
+    with t.open_memory(f"sqlite:///{tmp_path}/tm.sqlite") as memory:
+        out = translate_texts(texts, "spa_Latn", t, memory, log=lambda _: None)
+    report = check_structure(zip(texts, out))
+    assert report.passed and report.number_failures == 0, report.examples
+    assert must_survive(out[0]).count("$4.50") == 1
 
 
 def test_empty_or_letter_free_segments_never_reach_the_model(world):

@@ -8,6 +8,9 @@ COUNTS and a few EXAMPLES, and every report has ``to_metadata()`` giving a JSON-
   code, LaTeX, URLs, line markers, standalone numbers: what `segment.segment` keeps verbatim) must
   occur in the translation exactly as often as in the source, and the number of line breaks must
   not change.
+* `must_survive_diff` (also in `check_structure` and the translator's guard `is_suspect_sentence`):
+  the numbers, currency amounts, percentages and emoji of a source (`segment.must_survive`, also
+  those inside sentences) must occur in the translation, as the same strings, as often.
 * `LanguageIdentifier`: lingua-based language identification over the prose of each output,
   `check_language` gives the share of outputs identified as their target language.
 * `length_ratio` / `is_length_outlier` / `has_repetition` / `find_outliers`: translations much too
@@ -30,10 +33,12 @@ from functools import lru_cache
 from types import MappingProxyType
 
 from pipeline.languages import LANGS, REGISTRY
-from pipeline.translation.segment import PROTECTED_PATTERNS, PROTECTED_RE, segment
+from pipeline.translation.segment import PROTECTED_PATTERNS, PROTECTED_RE, must_survive, segment
 
 __all__ = [
     "protected_spans",
+    "must_survive",
+    "must_survive_diff",
     "check_structure",
     "StructureReport",
     "LINGUA_NAMES",
@@ -120,7 +125,7 @@ def protected_spans(text: str) -> list[str]:
     LaTeX, URLs, e-mail addresses, line markers such as ``-`` or ``(A)``) or a standalone number
     (a kept piece with a digit: ``3.14``, ``42%``). Whitespace and pure punctuation / symbol pieces
     (``?``, ``...``, emoji) do not count. A number INSIDE a sentence ("There are 3 circles.") is
-    part of the prose and may legitimately change in translation, so it is not a span.
+    part of the prose, so it is not a span; `must_survive_diff` checks it (and emoji) instead.
 
     >>> protected_spans("<image 1>\\nWhich value?\\n(A) 3.14\\n(B) 2.71")
     ['<image 1>', '(A)', '3.14', '(B)', '2.71']
@@ -136,6 +141,7 @@ class StructureReport:
     failed: int = 0
     span_failures: int = 0  # pairs with a missing or duplicated protected span
     newline_failures: int = 0  # pairs whose number of "\n" changed
+    number_failures: int = 0  # pairs missing a number, amount, percentage or emoji (`must_survive_diff`)
     examples: list[dict] = field(default_factory=list)
 
     @property
@@ -153,6 +159,7 @@ class StructureReport:
             "failure_share": _r4(self.failure_share),
             "span_failures": self.span_failures,
             "newline_failures": self.newline_failures,
+            "number_failures": self.number_failures,
             "examples": list(self.examples),
         }
 
@@ -220,23 +227,48 @@ def _span_diff(source: str, translation: str) -> tuple[list[str], list[str]]:
     return missing, extra
 
 
+def must_survive_diff(source: str, translation: str) -> tuple[list[str], list[str]]:
+    """(missing, extra): the must-survive tokens (`segment.must_survive`: numbers, currency amounts,
+    percentages, emoji) of `source` that `translation` has fewer times, and those it has more times
+    (or that are not in the source), each in order of first occurrence, repeated by the difference.
+
+    Tokens are compared as multisets of exact strings: the model may move them, but "4.50" for
+    "$4.50", "4,50" for "4.50" or "٣" for "3" is a loss (and an extra). ([], []) means they survived.
+
+    >>> must_survive_diff("It costs $4.50 (16.7% more).", "Cuesta 4,50 $ (16.7% más).")
+    (['$4.50'], ['4,50 $'])
+    """
+    src, tgt = Counter(must_survive(source)), Counter(must_survive(translation or ""))
+    if src == tgt:
+        return [], []
+    missing = [tok for tok in src for _ in range(src[tok] - tgt[tok])]
+    extra = [tok for tok in tgt for _ in range(tgt[tok] - src[tok])]
+    return missing, extra
+
+
 def check_structure(pairs: Iterable[tuple[str, str]], max_examples: int = 5) -> StructureReport:
     """Check (source, translation) pairs: every protected span of the source (`protected_spans`)
-    occurs in the translation the same number of times, and the number of line breaks ("\\n") is the
-    same. Returns counts and up to `max_examples` failing pairs, each naming its missing spans."""
+    occurs in the translation the same number of times, the number of line breaks ("\\n") is the
+    same, and no number, currency amount, percentage or emoji of the source is missing
+    (`must_survive_diff`, which also sees the ones inside sentences; an EXTRA one in the translation
+    is shown in a failing pair's example but fails nothing: "three" may become "3").
+    Returns counts and up to `max_examples` failing pairs, each naming its missing spans / numbers."""
     report = StructureReport()
     for source, translation in pairs:
         translation = translation or ""
         report.checked += 1
         missing, extra = _span_diff(source, translation)
+        lost, gained = must_survive_diff(source, translation)
         src_nl, tgt_nl = source.count("\n"), translation.count("\n")
         bad_spans = bool(missing or extra)
         bad_nl = src_nl != tgt_nl
-        if not (bad_spans or bad_nl):
+        bad_numbers = bool(lost)
+        if not (bad_spans or bad_nl or bad_numbers):
             continue
         report.failed += 1
         report.span_failures += bad_spans
         report.newline_failures += bad_nl
+        report.number_failures += bad_numbers
         if len(report.examples) < max_examples:
             report.examples.append({
                 "source": _clip(source),
@@ -244,6 +276,8 @@ def check_structure(pairs: Iterable[tuple[str, str]], max_examples: int = 5) -> 
                 "missing": missing[:10],
                 "extra": extra[:10],
                 "newlines": [src_nl, tgt_nl],
+                "numbers_missing": lost[:10],
+                "numbers_extra": gained[:10],
             })
     return report
 
@@ -539,7 +573,9 @@ def _length_outlier(s: int, t_raw: int, tgt_lang: str, low: float = 0.33, high: 
 
 
 def is_suspect_sentence(src: str, tgt: str, tgt_lang: str) -> bool:
-    """The translator's guard, for one sentence and its translation: no letters, a loop, or a length outlier.
+    """The translator's guard, for one sentence and its translation: no letters, a loop, a length outlier,
+    or must-survive tokens (numbers, amounts, percentages, emoji) that differ (`must_survive_diff`:
+    missing or extra).
 
     The rules of `has_repetition` and `is_length_outlier`, without segmenting: the source is already a
     single sentence of prose, and this runs on every model output, so it has to be cheap. Lengths count
@@ -549,7 +585,9 @@ def is_suspect_sentence(src: str, tgt: str, tgt_lang: str) -> bool:
         return True  # the source has letters (the translator refuses letter-free segments)
     if any(_repeated_in_line(line, 4) for line in tgt.splitlines()):
         return True
-    return _length_outlier(len(src.strip()), len(tgt.strip()), tgt_lang)
+    if _length_outlier(len(src.strip()), len(tgt.strip()), tgt_lang):
+        return True
+    return must_survive_diff(src, tgt) != ([], [])
 
 
 # Word level: prose with punctuation turned into spaces, split at whitespace, casefolded. Tokens are

@@ -30,18 +30,42 @@ after a common abbreviation (Mr., Dr., vs., etc., Fig., e.g., i.e., U.S., ...) d
 sentence; "No." and "p." only count as abbreviations before a number ("No. 5" but "No. It is red.").
 CJK `。！？` end a sentence with or without whitespace after them.
 
+Must-survive tokens. A number INSIDE a sentence goes to the model with its sentence, and NLLB may
+drop or alter it (or an emoji, which its vocabulary mostly lacks). `must_survive` lists the tokens of a
+text that a translation must contain unchanged, by exact string equality (see `MUST_SURVIVE_RE`):
+
+* numbers: digits with inner `.` `,` or no-break / thin space separators (`3`, `3.14`, `1,000,000`,
+  `1\\u00a0000`; with a plain space, `1 000` is two numbers); a sign, a unit or a letter next to
+  it is not part of it. Digits glued to a Latin, Greek or Cyrillic letter, a digit or `_` on either
+  side are part of a word, not a number (`1st`, `3D`, `H2O`, `10km`, `x_1`, `mp3`); next to other
+  scripts they are numbers (`有3个`, `3つ`, `3개`);
+* currency amounts: a currency symbol (Unicode category Sc) before or after a number, with at most
+  one (no-break) space between (`$4.50`, `€3`, `5,25 €`, `US$5` gives `$5`);
+* percentages: a number followed by `%`, `％` or `‰`, with at most one (no-break) space (`16.7%`,
+  `16,7 %`);
+* emoji: one pictograph with its variation selector, skin tone and zero-width-joiner sequence
+  (`👍🏽`, `👨‍👩‍👧`), a flag (two regional indicators) or a keycap (`1️⃣`).
+
+Exact equality is the rule: "4.50" and "4,50", "16.7%" and "16,7 %", "3" and "٣" are different
+tokens, so a translation that localises a number counts as having lost it. `split_must_survive` cuts
+a sentence around these tokens and `join_must_survive` puts translated pieces back around them
+verbatim (the translator's fallback when the model keeps losing them).
+
 Everything is done with regexes compiled once, in O(n) per text.
 """
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from pipeline.languages import NO_SPACE_LANGS
 
-__all__ = ["Segment", "segment", "join", "sentences", "PROTECTED_PATTERNS", "PROTECTED_RE", "NO_SPACE_LANGS"]
+__all__ = ["Segment", "segment", "join", "sentences", "PROTECTED_PATTERNS", "PROTECTED_RE", "NO_SPACE_LANGS",
+           "MUST_SURVIVE_RE", "must_survive", "split_must_survive", "join_must_survive"]
 
 
 @dataclass(frozen=True)
@@ -217,8 +241,9 @@ def join(segments: list[Segment], translations: Sequence[str], target_lang: str)
     `translations` (len must equal the number of translatable segments, else ValueError);
     protected segments are kept verbatim. For target_lang in NO_SPACE_LANGS (zho_Hans, jpn_Jpan,
     and zho_Hant, yue_Hant) a whitespace-only segment without a line break or tab that sits BETWEEN
-    two translated sentences is dropped (no spaces between sentences in Chinese/Japanese);
-    otherwise whitespace is kept as is."""
+    two translated sentences is dropped (no spaces between sentences in Chinese/Japanese), unless
+    dropping it would glue two numbers into one ("7." + "5" is not "7.5"); otherwise whitespace is
+    kept as is."""
     wanted = sum(1 for s in segments if s.translate)
     if len(translations) != wanted:
         raise ValueError(f"{len(translations)} translations for {wanted} translatable segments")
@@ -238,6 +263,7 @@ def join(segments: list[Segment], translations: Sequence[str], target_lang: str)
             and seg.text.isspace()
             and "\t" not in seg.text
             and not _LINE_BREAK.search(seg.text)
+            and not _glues(parts[-1] if parts else "", translations[k])
         ):
             continue
         else:
@@ -248,3 +274,104 @@ def join(segments: list[Segment], translations: Sequence[str], target_lang: str)
 def sentences(text: str) -> list[str]:
     """The translatable segments' texts, in order (what would be sent to the model)."""
     return [s.text for s in segment(text) if s.translate]
+
+
+# ---------------------------------------------------------------- must-survive tokens (module doc)
+
+# Letters that glue to digits into a word ("1st", "H2O", "10km"): Latin, Greek, Cyrillic. CJK, kana,
+# Hangul, Devanagari, Arabic... are left out, so that "有3个", "3つ", "3개" keep their number.
+_GLUE_LETTERS = (
+    r"A-Za-z\u00aa\u00b5\u00ba\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff"  # Latin
+    r"\u0370-\u03ff\u1f00-\u1fff"  # Greek
+    r"\u0400-\u052f"  # Cyrillic
+)
+_GLUE = rf"[{_GLUE_LETTERS}\d_]"
+_NUM_SEP = r"[.,\u00a0\u202f\u2009]"  # decimal / thousands separators between digits
+_BLANK = r"[ \u00a0\u202f]"  # at most one of these between a number and its currency sign or %
+_CURRENCY = "".join(re.escape(chr(c)) for c in range(0x20000) if unicodedata.category(chr(c)) == "Sc")
+# a number, not glued to a letter / digit / "_" and not part of a longer number on either side
+_NUMBER = rf"(?<!{_GLUE})(?<!\d{_NUM_SEP})\d+(?:{_NUM_SEP}\d+)*(?!{_GLUE}|{_NUM_SEP}\d|\ufe0f?\u20e3)"
+# pictographs (regional indicators U+1F1E6-1F1FF excluded: they only count in pairs, as flags)
+_PICTO = (
+    "\U0001f000-\U0001f1e5\U0001f200-\U0001faff\u2600-\u27bf\u2b05-\u2b07\u2b1b\u2b1c\u2b50\u2b55"
+    "\u231a\u231b\u23e9-\u23f3\u23f8-\u23fa\u3030\u303d\u3297\u3299"
+)
+_EMOJI_ONE = rf"[{_PICTO}][\ufe0e\ufe0f]?[\U0001f3fb-\U0001f3ff]?[\U000e0020-\U000e007f]*"
+_EMOJI = rf"[0-9#*]\ufe0f?\u20e3|[\U0001f1e6-\U0001f1ff]{{2}}|{_EMOJI_ONE}(?:\u200d{_EMOJI_ONE})*"
+
+#: A token that must reach the translation unchanged: a keycap / flag / emoji, a currency amount, a
+#: percentage or a number (see the module doc). Linear: no alternative can overlap itself.
+MUST_SURVIVE_RE = re.compile(
+    rf"{_EMOJI}|[{_CURRENCY}]{_BLANK}?{_NUMBER}|{_NUMBER}(?:{_BLANK}?[{_CURRENCY}%％‰])?"
+)
+
+
+def must_survive(text: str) -> list[str]:
+    """The tokens of `text` that a translation must keep verbatim, in order (see the module doc).
+
+    >>> must_survive("The price rose from $4.50 to $5.25, i.e. 16.7%. 👍")
+    ['$4.50', '$5.25', '16.7%', '👍']
+    """
+    return MUST_SURVIVE_RE.findall(text)
+
+
+def _core_bounds(piece: str) -> tuple[int, int]:
+    """(start, end) of the part of `piece` from its first to its last alphanumeric character."""
+    start = next((i for i, c in enumerate(piece) if c.isalnum()), len(piece))
+    end = next((i + 1 for i in range(len(piece) - 1, start - 1, -1) if piece[i].isalnum()), start)
+    return start, end
+
+
+def split_must_survive(sentence: str) -> list[Segment]:
+    """Cut `sentence` around its must-survive tokens; "".join(s.text for s in result) == sentence.
+
+    The tokens are kept (translate=False); so is everything between them outside the first and last
+    letter-or-digit (blanks, punctuation, brackets: "(", ", ", "."). What is left, from a first to a
+    last alphanumeric character and with a letter, is translate=True: "The price rose from $4.50 to
+    $5.25." gives "The price rose from" (translate), " ", "$4.50", " ", "to", " ", "$5.25", ".".
+    A sentence without tokens gives one translatable piece (its core, if it has a letter)."""
+    out: list[Segment] = []
+
+    def piece(text: str) -> None:
+        start, end = _core_bounds(text)
+        for part, translate in ((text[:start], False), (text[start:end], None), (text[end:], False)):
+            if part:
+                out.append(Segment(part, _has_letter(part) if translate is None else False))
+
+    pos = 0
+    for m in MUST_SURVIVE_RE.finditer(sentence):
+        piece(sentence[pos : m.start()])
+        out.append(Segment(m.group(), False))
+        pos = m.end()
+    piece(sentence[pos:])
+    return out
+
+
+def _glues(left: str, right: str, between: str = "") -> bool:
+    """Whether `left + between + right` changes a must-survive token at the seam: "7." + "5",
+    "5" + "km", "5" + "$4" (a "5 $" amount), "👍" + "🏽". Looks at 32 characters a side."""
+    left, right = left[-32:], right[:32]
+    if not left or not right:
+        return False
+    return must_survive(left + between + right) != must_survive(left) + must_survive(right)
+
+
+def join_must_survive(pieces: Sequence[Segment], translations: Sequence[str]) -> str:
+    """Rebuild a sentence cut by `split_must_survive`: each translate=True piece (in order) becomes the
+    next of `translations` (stripped), the other pieces stay verbatim; the result is stripped.
+
+    If a translation glues onto a neighbouring token and changes it ("There is" + "3" + "circles"
+    reads no number; "Payez 5" + " " + "$4" reads "5 $", "4"), every translation is padded with a
+    space on each side, then with two (one blank can still join a number and a currency sign), until
+    every must-survive token of the sentence is a token of the result."""
+    wanted = sum(1 for s in pieces if s.translate)
+    if len(translations) != wanted:
+        raise ValueError(f"{len(translations)} translations for {wanted} translatable pieces")
+    outputs = iter(translations)
+    chunks = [(next(outputs).strip(), True) if p.translate else (p.text, False) for p in pieces]
+    needed = Counter(must_survive("".join(p.text for p in pieces)))
+    for pad in ("", " ", "  "):
+        out = "".join(pad + text + pad if translated else text for text, translated in chunks).strip()
+        if not needed - Counter(must_survive(out)):
+            break
+    return out

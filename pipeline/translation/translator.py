@@ -3,8 +3,13 @@
 - Sentences are sorted by length and packed into batches of at most `batch_tokens` source tokens,
   so padding is small; one batch may mix target languages (each example has its own target prefix).
 - The output length is capped relative to the batch's longest source (NLLB can loop forever).
-- Outputs that repeat themselves or whose length is far off the source's are translated again
-  with a repetition penalty, and counted.
+- Outputs that repeat themselves, whose length is far off the source's, or that lost or changed a
+  number, currency amount, percentage or emoji of the source (`segment.must_survive`) are translated
+  again with a repetition penalty, and counted.
+- A sentence whose numbers / emoji are still not the source's after that is translated in pieces:
+  the text between its must-survive tokens is translated piece by piece and the tokens are put back
+  verbatim (`segment.split_must_survive` / `join_must_survive`), so they are guaranteed; counted as
+  `numbers_fallback`. The price is fluency: the model sees fragments ("The price rose from", "to").
 - `on_batch` receives each finished batch, so a caller can store it durably before the next one
   starts: a killed run loses at most the batch in flight.
 - `overlap=True` submits the next batch before the finished one is checked and stored, so the
@@ -19,7 +24,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
-from pipeline.translation.quality import is_suspect_sentence
+from pipeline.translation.quality import is_suspect_sentence, must_survive_diff
+from pipeline.translation.segment import join_must_survive, must_survive, split_must_survive
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,7 @@ class DecodingSettings:
 class TranslationStats:
     segments: int = 0  # sentences sent to the model
     retried: int = 0  # of which translated again with a repetition penalty
+    numbers_fallback: int = 0  # of which translated in pieces around their numbers / emoji (see the module doc)
     batches: int = 0
     src_tokens: int = 0
     tgt_tokens: int = 0
@@ -173,13 +180,49 @@ class Translator:
                 for k, h in zip(redo, again):
                     hyps[k], decoded[k] = h, self._detokenize(h)
                 self.stats.retried += len(redo)
+            out_tokens = [len(h) - 1 for h in hyps]
+            # numbers / emoji still not the source's (the guard may have retried for another reason, or
+            # not at all): translate around them. A source without such tokens gains nothing from it.
+            lost = [k for k in redo if must_survive(texts[batch[k]])
+                    and must_survive_diff(texts[batch[k]], decoded[k]) != ([], [])]
+            if lost:
+                pieced, counts = self._translate_in_pieces(
+                    [texts[batch[k]] for k in lost], [items[batch[k]][1] for k in lost], src_lang)
+                for k, text, n in zip(lost, pieced, counts):
+                    decoded[k], out_tokens[k] = text, n
+                self.stats.numbers_fallback += len(lost)
             for k, i in enumerate(batch):
                 out[i] = decoded[k]
             self.stats.batches += 1
             self.stats.segments += len(batch)
             self.stats.src_tokens += sum(len(tokens[i]) for i in batch)
-            self.stats.tgt_tokens += sum(len(h) - 1 for h in hyps)
+            self.stats.tgt_tokens += sum(out_tokens)
             self.stats.seconds += time.perf_counter() - started
             if on_batch:
                 on_batch([(texts[i], items[i][1], out[i]) for i in batch])
         return out  # type: ignore[return-value]
+
+    def _translate_in_pieces(self, texts: list[str], targets: list[str], src_lang: str) -> tuple[list[str], list[int]]:
+        """The fallback for sentences that keep losing their must-survive tokens: cut each around them
+        (`split_must_survive`), translate the pieces with letters (guarded and retried like sentences;
+        pieces without letters stay verbatim) and put the tokens back verbatim. Returns the sentences
+        and the number of output tokens decoded for each."""
+        cut = [split_must_survive(t) for t in texts]
+        todo = [(j, p.text, targets[j]) for j, pieces in enumerate(cut) for p in pieces if p.translate]
+        done: list[str] = [""] * len(todo)
+        counts = [0] * len(texts)
+        tokens = self._tokenize([p for _, p, _ in todo], src_lang) if todo else []
+        for batch in self._batches([len(t) for t in tokens]) if tokens else ():
+            hyps = self._run([tokens[i] for i in batch], [todo[i][2] for i in batch])
+            decoded = [self._detokenize(h) for h in hyps]
+            redo = [k for k, i in enumerate(batch) if is_suspect_sentence(todo[i][1], decoded[k], todo[i][2])]
+            if redo and self.settings.retry_repetition_penalty > 1.0:
+                again = self._run([tokens[batch[k]] for k in redo], [todo[batch[k]][2] for k in redo],
+                                  self.settings.retry_repetition_penalty)
+                for k, h in zip(redo, again):
+                    hyps[k], decoded[k] = h, self._detokenize(h)
+            for k, i in enumerate(batch):
+                done[i] = decoded[k]
+                counts[todo[i][0]] += len(hyps[k]) - 1
+        it = iter(done)
+        return [join_must_survive(pieces, [next(it) for p in pieces if p.translate]) for pieces in cut], counts
