@@ -124,7 +124,7 @@ def test_numbers_survive_whole_texts_and_pass_the_structure_check(world, tmp_pat
     t = _translator(lake)
     texts = [f"<image 1>\n{PRICE} What colour is the circle?\n(A) 3.14\n(B) 2,000 😀", EMOJI]
     with t.open_memory(f"sqlite:///{tmp_path}/tm.sqlite") as memory:
-        out = translate_texts(texts, "spa_Latn", t, memory, log=lambda _: None)
+        out = translate_texts(texts, "spa_Latn", t, memory, StepStats("t"), log=lambda _: None)
     report = check_structure(zip(texts, out))
     assert report.passed and report.number_failures == 0, report.examples
     assert must_survive(out[0]).count("$4.50") == 1

@@ -30,7 +30,7 @@ from pipeline.translation import quality
 from pipeline.translation.datasets import DATASETS, DatasetSpec, Row, partition_folder
 from pipeline.translation.memory import TranslationMemory, memory_url_for
 from pipeline.translation.segment import join, segment
-from pipeline.translation.translator import Translator
+from pipeline.translation.translator import TranslationStats, Translator
 
 Log = Callable[[str], None]
 SAMPLE_PAIRS = 6
@@ -76,6 +76,14 @@ class Engines:
 def translate_texts(texts: list[str], tgt_lang: str, translator: Translator, memory: TranslationMemory,
                     stats: StepStats, src_lang: str = SOURCE_LANG, log: Log = print) -> list[str]:
     """Translate whole texts (structure kept verbatim), through the memory; only misses reach the model."""
+    return translate_texts_flagged(texts, tgt_lang, translator, memory, stats, src_lang, log)[0]
+
+
+def translate_texts_flagged(texts: list[str], tgt_lang: str, translator: Translator, memory: TranslationMemory,
+                            stats: StepStats, src_lang: str = SOURCE_LANG, log: Log = print
+                            ) -> tuple[list[str], list[bool]]:
+    """`translate_texts`, plus for each text whether one of its sentences still fails the engine's guard
+    (a loop, a length outlier, a lost number) after the retry: such output is kept but marked."""
     started = time.perf_counter()
     segmented = [segment(t) for t in texts]
     sentences = [s.text for segs in segmented for s in segs if s.translate]
@@ -92,28 +100,44 @@ def translate_texts(texts: list[str], tgt_lang: str, translator: Translator, mem
             done[0] += len(batch)
             log(f"{src_lang}->{tgt_lang}: translated {done[0]}/{len(missing)} sentences")
 
-        before = translator.stats.snapshot()
-        translated = translator.translate([(s, tgt_lang) for s in missing], src_lang=src_lang, on_batch=store)
+        engine = TranslationStats()
+        translated = translator.translate([(s, tgt_lang) for s in missing], src_lang=src_lang, on_batch=store,
+                                          stats=engine)
         known.update(zip(missing, translated))
-        engine = translator.stats.since(before)
-        stats.add(model_seconds=engine.seconds, tokens_out=engine.tgt_tokens, retried=engine.retried)
+        stats.add(model_seconds=engine.seconds, tokens_out=engine.tgt_tokens, retried=engine.retried,
+                  numbers_fallback=engine.numbers_fallback)
+    # judged once per unique sentence, on memory hits too: the mark does not depend on when it was translated
+    suspect = {s for s in unique if quality.is_suspect_sentence(s, known[s], tgt_lang)}
     out = [join(segs, [known[s.text] for s in segs if s.translate], tgt_lang) for segs in segmented]
-    stats.add(texts=len(texts), segments_total=len(sentences), segments_unique=len(unique))
+    flags = [any(s.translate and s.text in suspect for s in segs) for segs in segmented]
+    stats.add(texts=len(texts), segments_total=len(sentences), segments_unique=len(unique),
+              segments_suspect=len(suspect))
     stats.cache_hits += len(unique) - len(missing)
     stats.model_calls += len(missing)
     stats.items += len(missing)
     stats.seconds += time.perf_counter() - started
-    return out
+    return out, flags
+
+
+SUSPECT_KEY = "translation_suspect"  # marks a row with a sentence that failed the guard; shards leave it out
 
 
 def translate_rows(spec: DatasetSpec, rows: list[Row], tgt_lang: str, translator: Translator,
                    memory: TranslationMemory, stats: StepStats, log: Log = print) -> list[Row]:
     per_row = [spec.texts(r) for r in rows]
     flat = [t for texts in per_row for t in texts]
-    translated = iter(translate_texts(flat, tgt_lang, translator, memory, stats, log=log))
+    texts_out, flags = translate_texts_flagged(flat, tgt_lang, translator, memory, stats, log=log)
+    translated, flagged = iter(texts_out), iter(flags)
+    out = []
+    for r, texts in zip(rows, per_row):
+        row = spec.rebuild(r, [next(translated) for _ in texts], tgt_lang)
+        if any([next(flagged) for _ in texts]):
+            row[SUSPECT_KEY] = True
+        out.append(row)
     stats.rows_in += len(rows)
     stats.rows_kept += len(rows)
-    return [spec.rebuild(r, [next(translated) for _ in texts], tgt_lang) for r, texts in zip(rows, per_row)]
+    stats.add(rows_suspect=sum(SUSPECT_KEY in r for r in out))
+    return out
 
 
 def _finish_stats(stats: StepStats) -> None:

@@ -36,6 +36,9 @@ class DecodingSettings:
     max_len_ratio: float = 2.5  # output tokens <= ratio * source tokens + max_len_extra
     max_len_extra: int = 10
     retry_repetition_penalty: float = 1.2
+    # version of the output guard (retries, number fallback): outputs stored under an older guard are
+    # translated again rather than served from the memory
+    guard: int = 2
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -63,13 +66,9 @@ class TranslationStats:
         return {**asdict(self), "segments_per_s": round(self.segments_per_s, 2),
                 "tokens_per_s": round(self.tokens_per_s, 1)}
 
-    def snapshot(self) -> "TranslationStats":
-        return dataclasses.replace(self)
-
-    def since(self, before: "TranslationStats") -> "TranslationStats":
-        """What the engine did after `before` was taken (the engine's counters cover its whole life)."""
-        return TranslationStats(**{f.name: getattr(self, f.name) - getattr(before, f.name)
-                                   for f in dataclasses.fields(self)})
+    def add(self, other: "TranslationStats") -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 @dataclass
@@ -145,12 +144,23 @@ class Translator:
         items: Sequence[tuple[str, str]],
         src_lang: str = "eng_Latn",
         on_batch: Callable[[list[tuple[str, str, str]]], None] | None = None,
+        stats: "TranslationStats | None" = None,
     ) -> list[str]:
         """Translate (sentence, target language) pairs; returns the translations in input order.
 
-        `on_batch([(sentence, target, translation), ...])` runs after every batch."""
+        `on_batch([(sentence, target, translation), ...])` runs after every batch. What this call did is
+        added to `stats` (when given) and to the engine's lifetime totals `self.stats`."""
         if not items:
             return []
+        call = TranslationStats()
+        try:
+            return self._translate(items, src_lang, on_batch, call)
+        finally:
+            self.stats.add(call)
+            if stats is not None:
+                stats.add(call)
+
+    def _translate(self, items, src_lang, on_batch, call: "TranslationStats") -> list[str]:
         texts = [s for s, _ in items]
         if any(not s.strip() or not any(ch.isalpha() for ch in s) for s in texts):
             raise ValueError("empty or letter-free segment sent to the translator; segment the text first")
@@ -179,7 +189,7 @@ class Translator:
                                   self.settings.retry_repetition_penalty)
                 for k, h in zip(redo, again):
                     hyps[k], decoded[k] = h, self._detokenize(h)
-                self.stats.retried += len(redo)
+                call.retried += len(redo)
             out_tokens = [len(h) - 1 for h in hyps]
             # numbers / emoji still not the source's (the guard may have retried for another reason, or
             # not at all): translate around them. A source without such tokens gains nothing from it.
@@ -190,14 +200,14 @@ class Translator:
                     [texts[batch[k]] for k in lost], [items[batch[k]][1] for k in lost], src_lang)
                 for k, text, n in zip(lost, pieced, counts):
                     decoded[k], out_tokens[k] = text, n
-                self.stats.numbers_fallback += len(lost)
+                call.numbers_fallback += len(lost)
             for k, i in enumerate(batch):
                 out[i] = decoded[k]
-            self.stats.batches += 1
-            self.stats.segments += len(batch)
-            self.stats.src_tokens += sum(len(tokens[i]) for i in batch)
-            self.stats.tgt_tokens += sum(out_tokens)
-            self.stats.seconds += time.perf_counter() - started
+            call.batches += 1
+            call.segments += len(batch)
+            call.src_tokens += sum(len(tokens[i]) for i in batch)
+            call.tgt_tokens += sum(out_tokens)
+            call.seconds += time.perf_counter() - started
             if on_batch:
                 on_batch([(texts[i], items[i][1], out[i]) for i in batch])
         return out  # type: ignore[return-value]
