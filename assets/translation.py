@@ -52,10 +52,7 @@ def nllb_model_asset(profile: Profile) -> dg.AssetsDefinition:
         root = lake.get().model("nllb")
         metadata = {}
         if settings.model == "toy":
-            try:
-                cfg = nllb.ToyNllbConfig(**settings.toy_nllb)
-            except TypeError as e:
-                raise dg.Failure(f"translation.toy_nllb in the profile: {e}") from None
+            cfg = nllb.ToyNllbConfig(**settings.toy_nllb.model_dump())  # validated when the profile loaded
             hf_dir, stats, chrf = nllb.ensure_toy_model(root, cfg, log=context.log.info)
             metadata.update(stats_metadata(stats))
             metadata["chrf_min_eng_to_x"] = min(chrf["eng_to_x"].values())
