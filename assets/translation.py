@@ -52,15 +52,14 @@ def nllb_model_asset(profile: Profile) -> dg.AssetsDefinition:
         root = lake.get().model("nllb")
         metadata = {}
         if settings.model == "toy":
-            cfg = nllb.ToyNllbConfig(**settings.toy_nllb.model_dump())  # validated when the profile loaded
-            hf_dir, stats, chrf = nllb.ensure_toy_model(root, cfg, log=context.log.info)
+            from pipeline.toy.nllb import ensure_toy_model  # the toy builder: trains offline once, cached
+
+            hf_dir, stats, chrf = ensure_toy_model(root, settings.toy_nllb, log=context.log.info)
             metadata.update(stats_metadata(stats))
             metadata["chrf_min_eng_to_x"] = min(chrf["eng_to_x"].values())
             metadata["chrf"] = dg.MetadataValue.json(chrf)
         else:
-            from huggingface_hub import snapshot_download  # paper profile: needs the network and HF_TOKEN
-
-            hf_dir = snapshot_download(settings.model, allow_patterns=["*.json", "*.safetensors", "*.model", "*.bin"])
+            hf_dir = nllb.download_nllb(settings.model)  # paper profile: needs the network (and HF_TOKEN)
         ct2_dir = nllb.convert_to_ctranslate2(hf_dir, translator.model_dir(lake.get()), settings.quantization)
         fingerprint = nllb.model_fingerprint(ct2_dir)
         return dg.MaterializeResult(

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.config import ToyNllbSettings
 from pipeline.corpora.mmmu import parse_options
 from pipeline.lake import Lake
 from pipeline.sources import ingest
 from pipeline.toy import lexicon
+from pipeline.toy.nllb import train_toy_nllb
 from pipeline.translation import nllb
 from pipeline.translation.datasets import (DATASETS, partition_folder, read_rows, rows_in_chunk, split_into_chunks,
                                           translate_rows, translate_texts)
@@ -27,8 +29,8 @@ from pipeline.translation.translator import DecodingSettings, Translator
 from tests.conftest import small_profile
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = nllb.ToyNllbConfig(d_model=64, ffn_dim=128, encoder_layers=1, decoder_layers=1, steps=30,
-                          warmup_steps=5, batch_size=32, log_every=1000)
+TINY = ToyNllbSettings(d_model=64, ffn_dim=128, encoder_layers=1, decoder_layers=1, steps=30,
+                       warmup_steps=5, batch_size=32, log_every=1000)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def world(tmp_path_factory):
     for source in ("llava_instruct", "cambrian", "mmmu"):
         ingest(source, profile, lake, log=lambda _: None)
     hf = lake.model("nllb", "hf")
-    nllb.train_toy_nllb(None, hf.path, TINY, log=lambda _: None)
+    train_toy_nllb(None, hf.path, TINY, log=lambda _: None)
     nllb.convert_to_ctranslate2(hf.path, lake.model("nllb", "ct2").path, "int8")
     return profile, lake
 
