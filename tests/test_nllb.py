@@ -7,7 +7,12 @@ int8, greedy).
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -139,10 +144,58 @@ def test_reconversion_replaces_atomically(tiny, tmp_path):
     out = tmp_path / "ct2"
     nllb.convert_to_ctranslate2(tiny["hf"], out, "int8")
     (out / "stale.txt").write_text("left from an older model")
+    for killed in (".ct2.tmp-abc123", ".ct2.old-4242-99"):  # what a killed conversion left (older names)
+        (tmp_path / killed).mkdir()
     again = nllb.convert_to_ctranslate2(tiny["hf"], out, "int8")
     assert again == out and not (out / "stale.txt").exists()
     assert nllb.model_fingerprint(out) == nllb.model_fingerprint(tiny["int8"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ct2"]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(proc.stdout)
+
+
+def test_sweep_removes_only_stale_temporary_folders(tmp_path):
+    host = socket.gethostname()
+    stale = [".eval-ct2-xyz", f".hf.tmp-{host}~{_dead_pid()}~q1", ".hf.old-123-456"]
+    kept = [f".hf.tmp-{host}~{os.getpid()}~q2",  # this (live) process
+            ".hf.tmp-another-host~1~q3",  # another machine's: its pid means nothing here
+            "hf", ".eval-other"]
+    for name in stale + kept:
+        (tmp_path / name).mkdir()
+    (tmp_path / ".eval-ct2-file").write_text("not a folder")
+    removed = nllb.sweep_stale_tmp(tmp_path, (".eval-ct2-", ".hf.tmp-", ".hf.old-"))
+    assert sorted(removed) == sorted(stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept + [".eval-ct2-file"])
+    assert nllb.sweep_stale_tmp(tmp_path / "missing", (".eval-ct2-",)) == []
+
+
+def test_ensure_toy_model_sweeps_leftovers_and_evaluates_once(tiny, tmp_path):
+    """A run killed while evaluating leaves `.eval-ct2-*` (and a killed training `.hf.tmp-*`) in the model
+    root: the next ensure_toy_model removes them, reuses the trained model, evaluates it once, caches."""
+    shutil.copytree(tiny["hf"], tmp_path / "hf")
+    for killed in (".eval-ct2-xyz", ".hf.tmp-abc"):
+        (tmp_path / killed).mkdir()
+        (tmp_path / killed / "model.bin").write_bytes(b"half a model")
+    logs: list[str] = []
+    hf_dir, stats, chrf = toy.ensure_toy_model(tmp_path, TINY, log=logs.append)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]  # leftovers and its own temporary folder gone
+    assert hf_dir == tmp_path / "hf" and stats == tiny["stats"]  # not trained again
+    assert not any(line.startswith("step ") for line in logs)
+    assert set(chrf["eng_to_x"]) == set(chrf["x_to_eng"]) == {"fra_Latn", "jpn_Jpan", "hin_Deva", "zho_Hans"}
+    info = json.loads((hf_dir / toy.TOY_INFO_FILE).read_text(encoding="utf-8"))
+    assert info["chrf"] == chrf and info["config_key"] == toy.toy_model_key(TINY)
+    logs.clear()
+    assert toy.ensure_toy_model(tmp_path, TINY, log=logs.append) == (hf_dir, stats, chrf)
+    assert len(logs) == 1 and "reusing" in logs[0]  # cached: neither trained nor evaluated again
+
+
+def test_model_key_follows_the_settings():
+    assert toy.toy_model_key(TINY) == toy.toy_model_key(ToyNllbSettings(**TINY.model_dump()))
+    assert toy.toy_model_key(TINY) != toy.toy_model_key(TINY.model_copy(update={"seed": 1}))
+    assert toy.QUICK.steps < ToyNllbSettings().steps
 
 
 def test_missing_folders_raise_clear_errors(tmp_path):

@@ -23,7 +23,6 @@ import os
 import random
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -34,7 +33,8 @@ from pipeline.toy import lexicon
 from pipeline.toy.nllb_data import (balance_templates, bare_word_rows, build_tokenizer, split_corpus,
                                     training_pairs)
 from pipeline.translation.nllb import (convert_to_ctranslate2, evaluate_chrf, lang_id, local_path,
-                                       model_fingerprint, replace_dir, tmp_sibling)
+                                       model_fingerprint, replace_dir, sweep_stale_tmp, tmp_dir, tmp_prefixes,
+                                       tmp_sibling)
 
 __all__ = ["QUICK", "TOY_INFO_FILE", "toy_model_key", "train_toy_nllb", "heldout_rows", "ensure_toy_model",
            "format_chrf_table", "main"]
@@ -271,7 +271,8 @@ def ensure_toy_model(root: str | os.PathLike, settings: ToyNllbSettings | None =
                      ) -> tuple[Path, dict[str, Any], dict[str, dict[str, float]]]:
     """Train the toy NLLB into ROOT/hf unless a model of the same settings is there; evaluate it once.
 
-    Evaluation goes through a temporary CTranslate2 conversion (`quantization`, greedy) and the
+    First removes what a killed run left in ROOT (`.eval-ct2-*`, `.hf.tmp-*`, `.hf.old-*` of processes that
+    are gone). Evaluation goes through a temporary CTranslate2 conversion (`quantization`, greedy) and the
     production `Translator`, as the pipeline uses the model. Returns (hf_dir, training stats, chrF as in
     `evaluate_chrf`); stats and chrF are cached in hf/toy_nllb.json.
     """
@@ -281,6 +282,9 @@ def ensure_toy_model(root: str | os.PathLike, settings: ToyNllbSettings | None =
     key = toy_model_key(settings)
     base = local_path(root, "root")
     hf_dir = base / "hf"
+    swept = sweep_stale_tmp(base, (EVAL_PREFIX, *tmp_prefixes(hf_dir)))
+    if swept:
+        log(f"toy NLLB: removed {len(swept)} temporary folder(s) left by a killed run in {base}: {swept}")
     info_file = hf_dir / TOY_INFO_FILE
     info = _read_info(info_file)
     trained = bool(info) and info.get("config_key") == key and (hf_dir / "config.json").is_file()
@@ -290,13 +294,15 @@ def ensure_toy_model(root: str | os.PathLike, settings: ToyNllbSettings | None =
     if not trained:
         train_toy_nllb(None, hf_dir, settings, log)
         info = json.loads(info_file.read_text(encoding="utf-8"))
-    base.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=EVAL_PREFIX, dir=base) as tmp:
-        ct2 = convert_to_ctranslate2(hf_dir, Path(tmp) / "ct2", quantization)
+    tmp = tmp_dir(base, EVAL_PREFIX)
+    try:
+        ct2 = convert_to_ctranslate2(hf_dir, tmp / "ct2", quantization)
         translator = Translator(str(ct2), compute_type=quantization or "default")
         started = time.perf_counter()
         chrf = evaluate_chrf(translator, heldout_rows(hf_dir), info.get("languages", TARGET_LANGS))
         del translator
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     log(f"toy NLLB chrF (held-out, {quantization or 'float32'}, greedy, {time.perf_counter() - started:.0f}s): "
         + ", ".join(f"{l} {v:.1f}" for l, v in chrf["eng_to_x"].items()))
     info.update(chrf=chrf, eval_version=TOY_EVAL_VERSION)

@@ -11,6 +11,9 @@
 - `evaluate_chrf(translator, rows, langs)`: corpus chrF (sacrebleu) of parallel rows, both directions,
   translated by the production `Translator`. Results are ``{"eng_to_x": {lang: chrF}, "x_to_eng":
   {lang: chrF}}`` (keys are FLORES codes of the non-English side).
+- Temporary folders (`tmp_dir`, `tmp_sibling`) carry their owner (host and pid) in their name;
+  `sweep_stale_tmp(folder, prefixes)` removes the ones whose owner is gone, so what a killed run left
+  behind goes on the next run (`tmp_sibling` sweeps its own kind before it makes a new one).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import functools
 import hashlib
 import os
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -39,8 +43,11 @@ __all__ = [
     "load_translator",
     "evaluate_chrf",
     "local_path",
+    "tmp_dir",
+    "tmp_prefixes",
     "tmp_sibling",
     "replace_dir",
+    "sweep_stale_tmp",
 ]
 
 SPM_FILE = "sentencepiece.bpe.model"
@@ -106,10 +113,33 @@ def local_path(path: Any, what: str) -> Path:
         raise ValueError(f"{what} must be a local path; cannot use {path!r}") from exc
 
 
+_OWNER_SEP = "~"  # temporary names: <prefix><host>~<pid>~<random>
+
+
+def _host() -> str:
+    return socket.gethostname().replace(_OWNER_SEP, "-")
+
+
+def _owner() -> str:
+    return f"{_host()}{_OWNER_SEP}{os.getpid()}{_OWNER_SEP}"
+
+
+def tmp_dir(parent: Path, prefix: str) -> Path:
+    """A new temporary folder `parent/<prefix><host>~<pid>~<random>` (the name says who owns it)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix + _owner(), dir=parent))
+
+
+def tmp_prefixes(final: Path) -> tuple[str, str]:
+    """Name prefixes of the temporary folders made for `final`: `.<name>.tmp-` (being built, see
+    `tmp_sibling`) and `.<name>.old-` (swapped out, see `replace_dir`)."""
+    return f".{final.name}.tmp-", f".{final.name}.old-"
+
+
 def tmp_sibling(final: Path) -> Path:
-    """A temporary folder beside `final` (`.<name>.tmp-*`) to build it in."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    """A temporary folder beside `final` to build it in; the stale ones a killed run left are swept first."""
+    sweep_stale_tmp(final.parent, tmp_prefixes(final))
+    return tmp_dir(final.parent, tmp_prefixes(final)[0])
 
 
 def replace_dir(tmp: Path, final: Path) -> None:
@@ -117,11 +147,49 @@ def replace_dir(tmp: Path, final: Path) -> None:
     os.chmod(tmp, 0o755)  # mkdtemp makes it private
     old = None
     if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}-{time.monotonic_ns()}")
+        old = final.with_name(f"{tmp_prefixes(final)[1]}{_owner()}{time.monotonic_ns()}")
         final.rename(old)
     tmp.rename(final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _owner_alive(tag: str) -> bool:
+    """Whether the process named by a temporary folder's tag (`<host>~<pid>~...`) may still be running.
+    An untagged name (a run of older code) is stale; another host's folder is kept (its pid means nothing
+    here)."""
+    parts = tag.split(_OWNER_SEP)
+    if len(parts) < 3 or not parts[1].isdigit():
+        return False
+    if parts[0] != _host():
+        return True
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def sweep_stale_tmp(folder: str | os.PathLike, prefixes: Sequence[str]) -> list[str]:
+    """Delete the folders in `folder` whose name starts with one of `prefixes` and whose owner is gone
+    (a killed run's leftovers); returns their names. Folders of live processes and of other hosts stay."""
+    base = local_path(folder, "folder")
+    if not base.is_dir():
+        return []
+    removed = []
+    for entry in sorted(base.iterdir()):
+        prefix = next((p for p in prefixes if entry.name.startswith(p)), None)
+        if prefix is None or entry.is_symlink() or not entry.is_dir():
+            continue
+        if not _owner_alive(entry.name[len(prefix):]):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry.name)
+    return removed
 
 
 # ---------------------------------------------------------------------------
