@@ -26,6 +26,9 @@ from pipeline.translation.translator import Translator
 TINY = ToyNllbSettings(
     vocab_size=700, d_model=64, encoder_layers=1, decoder_layers=1, attention_heads=2, ffn_dim=128,
     steps=200, warmup_steps=20, batch_size=32, lr=5e-3, heldout_fraction=0.1, threads=1, log_every=50,
+    # the slice's own rows only (no bare words, no repeated templates): 200 steps then translate them
+    # well enough for the chrF tests to tell a right reference from a wrong one
+    bare_words=False, min_template_rows=0,
 )
 
 
@@ -52,7 +55,9 @@ def test_training_stats_and_files(tiny):
     stats = tiny["stats"]
     assert stats["steps"] == TINY.steps
     assert stats["n_train_pairs"] > 0 and stats["n_heldout"] >= 1
-    assert stats["final_loss"] == stats["final_loss"]  # not NaN
+    # it learned: the last logging window's mean loss is far below the first one's (NaN fails too)
+    assert stats["final_loss"] < 0.6 * stats["first_loss"], stats
+    assert stats["final_nll"] < 0.6 * stats["first_nll"], stats
     assert any(line.startswith("step 50/") for line in tiny["logs"])
     hf = tiny["hf"]
     for name in ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json",
@@ -132,6 +137,27 @@ def test_evaluate_chrf_shape_and_unknown_language(tiny):
         nllb.evaluate_chrf(translator, held, ["fra_Latn", "xxx_Latn"])
     with pytest.raises(ValueError, match="eng_Latn"):
         nllb.evaluate_chrf(translator, [{"fra_Latn": "Le cercle est rouge."}], ["fra_Latn"])
+
+
+def test_chrf_is_scored_against_the_right_references(tiny):
+    """eng->X against the X sentences, X->eng against the English ones: a French column that holds the
+    Spanish sentences must sink the French eng->X score, and X->eng is the chrF of English outputs
+    against English references."""
+    from sacrebleu.metrics import CHRF
+
+    spanish = {r["eng_Latn"]: r["spa_Latn"] for r in lexicon.parallel_corpus()}
+    rows = _slice()[:24]  # mostly training rows: the tiny model translates them best
+    translator = Translator(str(tiny["int8"]), intra_threads=1)
+    right = nllb.evaluate_chrf(translator, rows, ["fra_Latn"])
+    swapped = nllb.evaluate_chrf(translator, [{**r, "fra_Latn": spanish[r["eng_Latn"]]} for r in rows],
+                                 ["fra_Latn"])
+    assert swapped["eng_to_x"]["fra_Latn"] < 0.6 * right["eng_to_x"]["fra_Latn"], (right, swapped)
+    # X->eng: the English outputs of the French sentences, scored against the English sentences
+    back = translator.translate([(r["fra_Latn"], "eng_Latn") for r in rows], src_lang="fra_Latn")
+    english = CHRF().corpus_score(back, [[r["eng_Latn"] for r in rows]]).score
+    french = CHRF().corpus_score(back, [[r["fra_Latn"] for r in rows]]).score
+    assert english > 1.5 * french, (english, french)  # the outputs are English
+    assert right["x_to_eng"]["fra_Latn"] == round(english, 2), (right, english, french)
 
 
 def test_fingerprint(tiny):

@@ -131,8 +131,9 @@ def train_toy_nllb(corpus: Sequence[dict[str, str]] | None, out_dir: str | os.Pa
     config.json, generation_config.json, the tokenizer files and `toy_nllb.json` (settings, stats,
     held-out English sentences). Written atomically (temporary sibling, then renamed).
 
-    Returns stats: steps, seconds, cpu_seconds, final_loss / final_nll (mean of the last logging window;
-    loss is the label-smoothed objective), n_train_pairs, n_heldout, n_params, vocab_size.
+    Returns stats: steps, seconds, cpu_seconds, first_loss / first_nll (mean of the first logging window
+    of `cfg.log_every` steps), final_loss / final_nll (mean of the last window; loss is the label-smoothed
+    objective), n_train_pairs, n_heldout, n_params, vocab_size.
     """
     import torch
     import torch.nn.functional as F
@@ -227,6 +228,7 @@ def train_toy_nllb(corpus: Sequence[dict[str, str]] | None, out_dir: str | os.Pa
         seconds = time.perf_counter() - started
         stats = {"steps": cfg.steps, "seconds": round(seconds, 1),
                  "cpu_seconds": round(time.process_time() - cpu_started, 1),
+                 "first_loss": round(windows[0][0], 4), "first_nll": round(windows[0][1], 4),
                  "final_loss": round(windows[-1][0], 4), "final_nll": round(windows[-1][1], 4),
                  "n_train_pairs": len(pairs), "n_heldout": len(heldout), "n_params": n_params,
                  "vocab_size": model.config.vocab_size}
@@ -239,7 +241,7 @@ def train_toy_nllb(corpus: Sequence[dict[str, str]] | None, out_dir: str | os.Pa
         raise
     finally:
         torch.set_num_threads(threads_before)
-    log(f"toy NLLB saved to {final} in {stats['seconds']}s (loss {stats['final_loss']}, "
+    log(f"toy NLLB saved to {final} in {stats['seconds']}s (loss {stats['first_loss']} -> {stats['final_loss']}, "
         f"nll {stats['final_nll']})")
     return stats
 
