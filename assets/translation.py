@@ -14,12 +14,11 @@ import dagster as dg
 from assets.metadata import materialize_result, stats_metadata
 from pipeline.config import Profile
 from pipeline.rows import chunk_keys
-from pipeline.translation import nllb
 from pipeline.translation.datasets import DATASETS
-from pipeline.translation.run import backtranslate_partition, check_partition, model_dir, translate_partition
+from pipeline.translation.run import backtranslate_partition, check_partition, translate_partition
 from resources import LakeResource, TranslatorResource
 
-MODEL = "nllb_model"
+from assets.models import NLLB_MODEL as MODEL
 
 
 def translation_partitions(profile: Profile, dataset: str) -> dg.PartitionsDefinition:
@@ -41,38 +40,6 @@ def partition_of(key: str) -> Partition:
     if isinstance(key, dg.MultiPartitionKey):
         return Partition(key.keys_by_dimension["lang"], int(key.keys_by_dimension["chunk"]))
     return Partition(key, 0)
-
-
-def nllb_model_asset(profile: Profile) -> dg.AssetsDefinition:
-    settings = profile.translation
-
-    @dg.asset(name=MODEL, group_name="models", code_version="1", kinds={"ctranslate2"},
-              description=f"NLLB converted to CTranslate2 ({settings.quantization}); toy profile: trained offline first")
-    def nllb_model(context: dg.AssetExecutionContext, lake: LakeResource):
-        root = lake.get().model("nllb")
-        metadata = {}
-        if settings.model == "toy":
-            try:
-                cfg = nllb.ToyNllbConfig(**settings.toy_nllb)
-            except TypeError as e:
-                raise dg.Failure(f"translation.toy_nllb in the profile: {e}") from None
-            hf_dir, stats, chrf = nllb.ensure_toy_model(root, cfg, log=context.log.info)
-            metadata.update(stats_metadata(stats))
-            metadata["chrf_min_eng_to_x"] = min(chrf["eng_to_x"].values())
-            metadata["chrf"] = dg.MetadataValue.json(chrf)
-        else:
-            from huggingface_hub import snapshot_download  # paper profile: needs the network and HF_TOKEN
-
-            hf_dir = snapshot_download(settings.model, allow_patterns=["*.json", "*.safetensors", "*.model", "*.bin"])
-        ct2_dir = nllb.convert_to_ctranslate2(hf_dir, model_dir(lake.get()), settings.quantization)
-        fingerprint = nllb.model_fingerprint(ct2_dir)
-        return dg.MaterializeResult(
-            metadata={**metadata, "path": str(ct2_dir), "fingerprint": fingerprint,
-                      "quantization": settings.quantization},
-            data_version=dg.DataVersion(fingerprint),
-        )
-
-    return nllb_model
 
 
 def _checks(name: str, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
@@ -134,8 +101,7 @@ def backtranslation_asset(profile: Profile) -> dg.AssetsDefinition:
 
 
 def translation_assets(profile: Profile) -> list[dg.AssetsDefinition]:
-    assets = [nllb_model_asset(profile)]
-    assets += [translated_asset(name, profile) for name in profile.translation.datasets]
+    assets = [translated_asset(name, profile) for name in profile.translation.datasets]
     if "mmmu" in profile.translation.datasets:
         assets.append(backtranslation_asset(profile))
     return assets

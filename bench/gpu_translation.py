@@ -47,8 +47,9 @@ Part B, the project's production path on the trained toy NLLB (real weights, rea
 
     - Quality: the held-out English sentences into the 10 target languages, all in one
       ``Translator.translate`` call (mixed targets, batch_tokens 2048 for every setting): chrF per
-      language (sacrebleu), segments/s, outputs identical to cpu int8. Also the reference path
-      ``nllb.evaluate_chrf`` (both directions), as the toy model's own evaluation does on CPU.
+      language (sacrebleu), segments/s, outputs identical to cpu int8. Also
+      ``pipeline.translation.nllb.evaluate_chrf`` (both directions, through the same ``Translator``), as
+      the toy model's own evaluation does on CPU.
     - Stream: the full toy parallel corpus x 10 languages (6540 segments), mixed targets in one call,
       with ``Translator`` on cuda int8_float16 (batch_tokens 8192 as in configs/paper.yaml, and 2048)
       and on cpu int8 (2048, as in configs/toy.yaml): segments/s.
@@ -511,14 +512,15 @@ def part_toy(args) -> dict:
 
     from pipeline.languages import SOURCE_LANG, TARGET_LANGS
     from pipeline.toy import lexicon
+    from pipeline.toy import nllb as toy_nllb
     from pipeline.translation import nllb
     from pipeline.translation.translator import Translator
 
     ct2_dir = Path(args.toy_model)
     hf_dir = Path(args.toy_hf) if args.toy_hf else ct2_dir.parent / "hf"
     langs = list(args.langs or TARGET_LANGS)
-    rows = nllb.heldout_rows(hf_dir)
-    info = json.loads((hf_dir / nllb.TOY_INFO_FILE).read_text(encoding="utf-8"))
+    rows = toy_nllb.heldout_rows(hf_dir)
+    info = json.loads((hf_dir / toy_nllb.TOY_INFO_FILE).read_text(encoding="utf-8"))
     out: dict = dict(model=str(ct2_dir), fingerprint=nllb.model_fingerprint(ct2_dir), heldout_rows=len(rows),
                      languages=langs, toy_config=info.get("config"),
                      recorded_chrf_at_training=info.get("chrf"))
@@ -561,14 +563,15 @@ def part_toy(args) -> dict:
         t0 = time.perf_counter()
         hyps = tr.translate(items)
         secs = time.perf_counter() - t0
+        retried = tr.stats.retried - retried0  # before evaluate_chrf, which goes through the same Translator
         outputs[label] = hyps
         by_lang = {lang: [h for (_, l2), h in zip(items, hyps) if l2 == lang] for lang in langs}
         chrf = {lang: round(CHRF().corpus_score(by_lang[lang], [refs[lang]]).score, 2) for lang in langs}
         t0 = time.perf_counter()
-        reference = nllb.evaluate_chrf(tr.engine, tr.tokenizer, rows, langs)
+        reference = nllb.evaluate_chrf(tr, rows, langs)
         ref_secs = time.perf_counter() - t0
         quality[label] = dict(segments=len(items), seconds=round(secs, 3), segments_per_s=round(len(items) / secs, 1),
-                              retried=tr.stats.retried - retried0, chrf_eng_to_x=chrf,
+                              retried=retried, chrf_eng_to_x=chrf,
                               chrf_min=min(chrf.values()), chrf_mean=round(statistics.mean(chrf.values()), 2),
                               evaluate_chrf=reference, evaluate_chrf_s=round(ref_secs, 2))
         log(f"[B] quality {label:18s} {len(items) / secs:8.1f} seg/s  chrF eng->X min {min(chrf.values()):.1f} "

@@ -28,6 +28,7 @@ from pipeline.config import load_profile  # noqa: E402
 from pipeline.lake import Lake  # noqa: E402
 from pipeline.languages import TARGET_LANGS  # noqa: E402
 from pipeline.toy import lexicon  # noqa: E402
+from pipeline.toy import nllb as toy_nllb  # noqa: E402
 from pipeline.translation import nllb  # noqa: E402
 from pipeline.translation.datasets import RunStats, translate_texts  # noqa: E402
 from pipeline.translation.translator import Translator  # noqa: E402
@@ -62,7 +63,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-tp-"))
     if not (model / "model.bin").exists():
         print(f"{model} missing: training a quick toy NLLB into {work}", flush=True)
-        nllb.train_toy_nllb(None, work / "hf", nllb.QUICK_CONFIG, log=lambda _: None)
+        toy_nllb.train_toy_nllb(None, work / "hf", toy_nllb.QUICK, log=lambda _: None)
         model = nllb.convert_to_ctranslate2(work / "hf", work / "ct2", "int8")
 
     sentences = [row["eng_Latn"] for row in lexicon.parallel_corpus()]

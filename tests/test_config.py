@@ -77,3 +77,19 @@ def test_bad_chunk_setting_is_named(tmp_path, chunks, message):
     data["translation"]["chunks"] = chunks
     with pytest.raises(ConfigError, match=rf"translation\.chunks.*{message}"):
         load_profile(_write(tmp_path, data))
+
+
+def test_toy_nllb_settings_are_typed(tmp_path):
+    data = _toy()
+    settings = load_profile(_write(tmp_path, data)).translation.toy_nllb
+    assert settings.d_model == data["translation"]["toy_nllb"]["d_model"] and settings.vocab_size == 1600
+    data["translation"]["toy_nllb"]["d_modle"] = 64
+    with pytest.raises(ConfigError, match=r"translation\.toy_nllb\.d_modle: unknown key"):
+        load_profile(_write(tmp_path, data))
+    data = _toy()
+    data["translation"]["toy_nllb"]["steps"] = "many"
+    with pytest.raises(ConfigError, match=r"translation\.toy_nllb\.steps"):
+        load_profile(_write(tmp_path, data))
+    data["translation"]["toy_nllb"]["steps"] = 0
+    with pytest.raises(ConfigError, match=r"translation\.toy_nllb\.steps"):
+        load_profile(_write(tmp_path, data))

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.config import ToyNllbSettings
 from pipeline.raw.mmmu import parse_options
 from pipeline.lake import Lake
 from pipeline.raw.ingest import ingest_source
 from pipeline.rows import chunk_of, read_rows, write_parquet
 from pipeline.stats import StepStats
 from pipeline.toy import lexicon
+from pipeline.toy.nllb import train_toy_nllb
 from pipeline.translation import nllb
 from pipeline.translation.datasets import DATASETS, partition_folder
 from pipeline.translation.run import memory_url, translate_rows, translate_texts
@@ -30,8 +32,8 @@ from pipeline.translation.translator import DecodingSettings, Translator
 from tests.conftest import small_profile
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = nllb.ToyNllbConfig(d_model=64, ffn_dim=128, encoder_layers=1, decoder_layers=1, steps=30,
-                          warmup_steps=5, batch_size=32, log_every=1000)
+TINY = ToyNllbSettings(d_model=64, ffn_dim=128, encoder_layers=1, decoder_layers=1, steps=30,
+                       warmup_steps=5, batch_size=32, log_every=1000)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def world(tmp_path_factory):
     for source in ("llava_instruct", "cambrian", "mmmu"):
         ingest_source(source, profile, lake, log=lambda _: None)
     hf = lake.model("nllb", "hf")
-    nllb.train_toy_nllb(None, hf.path, TINY, log=lambda _: None)
+    train_toy_nllb(None, hf.path, TINY, log=lambda _: None)
     nllb.convert_to_ctranslate2(hf.path, lake.model("nllb", "ct2").path, "int8")
     return profile, lake
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from definitions import make_definitions
+from pipeline.config import ToyNllbSettings
 from pipeline.lake import Lake
 from pipeline.toy import lexicon
 from pipeline.rows import read_rows
@@ -31,8 +32,8 @@ CHUNKS = {"llava_instruct": 2}  # llava is split into (chunk x language) partiti
 def _profile(root, **translation):
     p = small_profile(str(root))
     return p.model_copy(update={"translation": p.translation.model_copy(
-        update={"toy_nllb": TINY_NLLB, "datasets": ("llava_instruct", "mmmu"), "langid_threshold": 0.0,
-                "chunks": CHUNKS, **translation})})
+        update={"toy_nllb": ToyNllbSettings(**TINY_NLLB), "datasets": ("llava_instruct", "mmmu"),
+                "langid_threshold": 0.0, "chunks": CHUNKS, **translation})})
 
 
 @pytest.fixture(scope="module")

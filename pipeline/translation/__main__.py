@@ -8,7 +8,7 @@ A dataset the profile splits into chunks (`translation.chunks`) is translated ch
 same folders as the Dagster partitions; `--chunk` picks one (default: all of them).
 
 Uses the active profile (MMG4_CONFIG) and its lake; the NLLB model must exist (materialise
-`nllb_model`, or `python -m pipeline.toy.nllb`). Prints one JSON line of stats per
+`nllb_model`, or train the toy one with `python -m pipeline.toy.nllb`). Prints one JSON line of stats per
 language and chunk.
 """
 from __future__ import annotations

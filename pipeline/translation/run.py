@@ -26,7 +26,7 @@ from pipeline.languages import SOURCE_LANG
 from pipeline.raw.mmmu import parse_options
 from pipeline.rows import read_rows, write_rows
 from pipeline.stats import StepResult, StepStats
-from pipeline.translation import quality
+from pipeline.translation import nllb, quality
 from pipeline.translation.datasets import DATASETS, DatasetSpec, Row, partition_folder
 from pipeline.translation.memory import TranslationMemory, memory_url_for
 from pipeline.translation.segment import join, segment
@@ -44,6 +44,20 @@ def model_dir(lake: Lake) -> UPath:
 def memory_url(settings: TranslationSettings, lake: Lake) -> str:
     """The translation memory: the profile's URL, else an SQLite file in the (local) lake."""
     return settings.memory_url or memory_url_for(lake.path("tm", "translation_memory.sqlite").path)
+
+
+def prepare_model(hf_dir, lake: Lake, settings: TranslationSettings, stats: StepStats | None = None) -> StepResult:
+    """The NLLB model step: a Hugging Face NLLB folder (downloaded, or the toy one) converted to CTranslate2
+    under `model_dir(lake)`. The model's fingerprint is its data version (and the memory's model key)."""
+    stats = stats or StepStats("nllb_model", unit="models")
+    with stats.timed():
+        ct2 = nllb.convert_to_ctranslate2(hf_dir, model_dir(lake), settings.quantization)
+        fingerprint = nllb.model_fingerprint(ct2)
+        files = {f.name: None for f in sorted(ct2.iterdir()) if f.is_file() and f.name != "manifest.json"}
+        manifest = build_manifest(ct2, files, extra={"fingerprint": fingerprint, "content_digest": fingerprint,
+                                                     "quantization": settings.quantization})
+    stats.items += 1
+    return StepResult(str(ct2), manifest, stats)
 
 
 class Engines:
