@@ -30,7 +30,8 @@ from pipeline.languages import TARGET_LANGS  # noqa: E402
 from pipeline.toy import lexicon  # noqa: E402
 from pipeline.toy import nllb as toy_nllb  # noqa: E402
 from pipeline.translation import nllb  # noqa: E402
-from pipeline.translation.datasets import RunStats, translate_texts  # noqa: E402
+from pipeline.stats import StepStats  # noqa: E402
+from pipeline.translation.run import translate_texts  # noqa: E402
 from pipeline.translation.translator import Translator  # noqa: E402
 
 
@@ -73,13 +74,13 @@ def main() -> int:
     items = [(s, lang) for lang in langs for s in sentences]
     bare(translator, items[:64])  # warm-up
 
-    def pipeline(url: str, overlap: bool = False) -> tuple[RunStats, float]:
+    def pipeline(url: str, overlap: bool = False) -> tuple[StepStats, float]:
         translator.overlap = overlap
-        stats = RunStats()
+        stats = StepStats("bench", unit="segments")
         t0 = time.perf_counter()
         with translator.open_memory(url) as memory:
             for lang in langs:  # one partition per language, as the assets run
-                translate_texts(sentences, lang, translator, memory, log=lambda _: None, stats=stats)
+                translate_texts(sentences, lang, translator, memory, stats, log=lambda _: None)
         return stats, time.perf_counter() - t0
 
     # interleaved repetitions, so that load from other programs hits every path alike; each pipeline
@@ -112,7 +113,7 @@ def main() -> int:
         "pipeline_segments_per_s": round(first.model_calls / med(pipe_s), 1),
         "pipeline_over_bare": round((first.model_calls / med(pipe_s)) / bare_rate, 3),
         "pipeline_overlap_over_bare": round((first.model_calls / med(overlap_s)) / bare_rate, 3),
-        "pipeline_retried": first.retried,
+        "pipeline_retried": first.counters.get("retried", 0),
         "rerun_model_calls": again.model_calls,
         "rerun_seconds": round(again_s, 3),
         "first_run_seconds": round(first_s, 3),
