@@ -73,10 +73,12 @@ def translated_asset(dataset: str, profile: Profile) -> dg.AssetsDefinition:
     def _translated(context: dg.AssetExecutionContext, lake: LakeResource,
                     translator: dg.ResourceParam[TranslatorResource]):
         (lang, chunk), store = partition_of(context.partition_key), lake.get()
-        part = translate_partition(dataset, lang, store, translator.engines(store), chunk, n_chunks,
-                                   log=context.log.info)
+        engines = translator.engines(store)
+        part = translate_partition(dataset, lang, store, engines, chunk, n_chunks, log=context.log.info)
+        with engines.memory() as memory:  # verdicts are cached beside the translations
+            reports = check_partition(part.pairs, lang, profile.translation.langid_threshold, memory,
+                                      part.result.stats)
         yield materialize_result(part.result, lang=lang, chunk=f"{chunk} of {n_chunks}")
-        reports = check_partition(part.pairs, lang, profile.translation.langid_threshold)
         for check, report in reports.items():
             yield dg.AssetCheckResult(check_name=check, asset_key=name, passed=report.passed,
                                       severity=_SEVERITY[check], metadata=stats_metadata(report.to_metadata()))

@@ -84,6 +84,16 @@ tm_table = Table(
     Column("created_at", Float, nullable=False),
     PrimaryKeyConstraint("model", "decoding", "tgt_lang", "src_hash", name="tm_pkey"),
 )
+# Quality-check verdicts of (source text, translation) pairs, keyed by a hash of the checks' version, the
+# target language and both texts: a pure function of its key, so shared by every model and decoding.
+verdict_table = Table(
+    "tm_verdicts",
+    _metadata,
+    Column("key", Text, nullable=False),
+    Column("verdict", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("key", name="tm_verdicts_pkey"),
+)
 _KEY_PARAMS = 3  # model, decoding, tgt_lang in every lookup
 _LOOKUP_CHUNK = MAX_PARAMS - _KEY_PARAMS
 _INSERT_CHUNK = MAX_PARAMS // len(tm_table.columns)
@@ -289,10 +299,12 @@ class TranslationMemory:
             try:
                 with self._engine.begin() as conn:
                     conn.execute(CreateTable(tm_table, if_not_exists=True))
+                    conn.execute(CreateTable(verdict_table, if_not_exists=True))
             except SQLAlchemyError:
                 # Another process may have won a CREATE race (PostgreSQL can report it as an
-                # error even with IF NOT EXISTS); fine if the table is there now.
-                if not inspect(self._engine).has_table(tm_table.name):
+                # error even with IF NOT EXISTS); fine if the tables are there now.
+                have = inspect(self._engine)
+                if not (have.has_table(tm_table.name) and have.has_table(verdict_table.name)):
                     raise
         except SQLAlchemyError as exc:
             self._engine.dispose()
@@ -317,10 +329,10 @@ class TranslationMemory:
         t = tm_table.c
         return (t.model == self._model) & (t.decoding == self._decoding_key) & (t.tgt_lang == tgt_lang)
 
-    def _insert(self) -> Any:
+    def _insert(self, table: Table = tm_table) -> Any:
         dialect = self._engine.dialect.name
         insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-        return insert(tm_table)
+        return insert(table)
 
     @staticmethod
     def _check_lang(tgt_lang: str) -> str:
@@ -420,6 +432,35 @@ class TranslationMemory:
                     new += conn.execute(stmt.on_conflict_do_nothing()).rowcount
         with self._lock:
             self._writes += new
+        return new
+
+    def get_verdicts(self, keys: Iterable[str]) -> dict[str, str]:
+        """Stored quality-check verdicts (JSON text) of the given keys, for those present."""
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, str] = {}
+        col = verdict_table.c
+        with self._engine_now().connect() as conn:
+            for start in range(0, len(keys), MAX_PARAMS):
+                query = select(col.key, col.verdict).where(col.key.in_(keys[start : start + MAX_PARAMS]))
+                found.update(conn.execute(query).all())
+        return found
+
+    def put_verdicts(self, items: Mapping[str, str]) -> int:
+        """Store key -> verdict (JSON text) in one transaction; an existing key is left unchanged."""
+        now = time.time()
+        values = [{"key": k, "verdict": v, "created_at": now} for k, v in items.items()]
+        if not values:
+            return 0
+        engine = self._engine_now()
+        new = 0
+        with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":
+                new = conn.execute(self._insert(verdict_table).on_conflict_do_nothing(), values).rowcount
+            else:
+                chunk = MAX_PARAMS // len(verdict_table.columns)
+                for start in range(0, len(values), chunk):
+                    stmt = self._insert(verdict_table).values(values[start : start + chunk])
+                    new += conn.execute(stmt.on_conflict_do_nothing()).rowcount
         return new
 
     def count(self, tgt_lang: str | None = None) -> int:

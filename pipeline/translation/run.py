@@ -12,9 +12,13 @@ Every path of the step is known here and nowhere else: `model_dir` (the converte
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import sacrebleu
@@ -183,12 +187,50 @@ def translate_partition(dataset: str, lang: str, lake: Lake, engines: Engines, c
     return TranslatedPartition(StepResult(str(folder), manifest, stats), pairs)
 
 
-def check_partition(pairs: list[tuple[str, str]], lang: str, langid_threshold: float):
-    """The three quality reports of a translated partition: structure, language, outliers."""
+@functools.lru_cache(maxsize=1)
+def checks_fingerprint() -> str:
+    """Hash of the code that judges translations (the quality checks, segmentation, the language table):
+    a cached verdict is used only while that code is unchanged, so no version needs bumping by hand."""
+    here = Path(__file__).resolve().parent
+    files = sorted((here / "quality").glob("*.py")) + [here / "segment.py", here.parent / "languages.py"]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _verdict_key(lang: str, source: str, translation: str) -> str:
+    blob = "\0".join((checks_fingerprint(), lang, source, translation)).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(blob).hexdigest()
+
+
+def check_partition(pairs: list[tuple[str, str]], lang: str, langid_threshold: float,
+                    memory: TranslationMemory | None = None, stats: StepStats | None = None) -> dict:
+    """The three quality reports of a translated partition: structure, language, outliers.
+
+    Each unique (source, translation) pair is judged once; with a `memory`, verdicts are stored beside
+    the translations and an unchanged re-run judges nothing (a changed translation has another key).
+    Language identification runs batched over the unique outputs still to judge."""
+    unique = list(dict.fromkeys(pairs))
+    keys = {p: _verdict_key(lang, *p) for p in unique}
+    stored = memory.get_verdicts(keys.values()) if memory is not None else {}
+    verdicts = {p: json.loads(stored[k]) for p, k in keys.items() if k in stored}
+    todo = [p for p in unique if p not in verdicts]
+    identifier = quality.LanguageIdentifier()
+    if todo:
+        detected = identifier.detect([t for _, t in todo])
+        for (s, t), code in zip(todo, detected):
+            verdicts[(s, t)] = {"structure": quality.structure_verdict(s, t),
+                                "outliers": quality.outlier_verdict(s, t, lang), "language": code}
+        if memory is not None:
+            memory.put_verdicts({keys[p]: json.dumps(verdicts[p], ensure_ascii=False) for p in todo})
+    if stats is not None:
+        stats.add(checks_judged=len(todo), checks_cached=len(unique) - len(todo))
     return {
-        "structure": quality.check_structure(pairs),
-        "language": quality.LanguageIdentifier().check_language({lang: [t for _, t in pairs]}, langid_threshold),
-        "outliers": quality.find_outliers((s, t, lang) for s, t in pairs),
+        "structure": quality.structure_report((s, t, verdicts[(s, t)]["structure"]) for s, t in pairs),
+        "language": identifier.language_report({lang: [(t, verdicts[(s, t)]["language"]) for s, t in pairs]},
+                                               langid_threshold),
+        "outliers": quality.outlier_report((s, t, lang, verdicts[(s, t)]["outliers"]) for s, t in pairs),
     }
 
 

@@ -28,9 +28,10 @@ from pipeline.translation.quality.language import (LINGUA_NAMES, LanguageIdentif
                                                    LanguageShare)
 from pipeline.translation.quality.outliers import (CHAR_RATIO, OutlierReport, find_outliers, has_repetition,  # noqa: F401
                                                    is_length_outlier, is_suspect_sentence, length_ratio,
-                                                   repeated_unit)
+                                                   outlier_report, outlier_verdict, repeated_unit)
 from pipeline.translation.quality.structure import (StructureReport, check_structure, must_survive,  # noqa: F401
-                                                    must_survive_diff, protected_spans)
+                                                    must_survive_diff, protected_spans, structure_report,
+                                                    structure_verdict)
 
 __all__ = [
     "protected_spans",

@@ -206,13 +206,18 @@ class LanguageIdentifier:
         unknown = [c for c in texts_by_lang if c not in self.langs]
         if unknown:
             raise ValueError(f"languages {unknown} are not among the identifier's {list(self.langs)}")
+        return self.language_report({lang: list(zip(texts, self.detect(texts))) for lang, texts in texts_by_lang.items()},
+                                    threshold, examples_per_lang)
+
+    def language_report(self, detected_by_lang: Mapping[str, Sequence[tuple[str, str | None]]],
+                        threshold: float = 0.9, examples_per_lang: int = 2) -> LanguageReport:
+        """Aggregate (output, detected code) pairs per target language into the report (see `check_language`)."""
         report = LanguageReport(threshold=threshold)
-        for lang, texts in texts_by_lang.items():
+        for lang, judged in detected_by_lang.items():
             stats = LanguageShare(lang)
             report.per_language[lang] = stats
-            prose = [self._prose(t) for t in texts]
             shown = 0
-            for text, p, got in zip(texts, prose, self._detect_prose(prose)):
+            for text, got in judged:
                 if got is None:
                     stats.skipped += 1
                     continue
@@ -220,7 +225,7 @@ class LanguageIdentifier:
                     stats.matched += 1
                     stats.checked += 1
                     continue
-                if lang == "jpn_Jpan" and got == "zho_Hans" and _short_kanji_only(p):
+                if lang == "jpn_Jpan" and got == "zho_Hans" and _short_kanji_only(self._prose(text)):
                     stats.ambiguous += 1
                     continue
                 stats.checked += 1

@@ -190,6 +190,52 @@ class OutlierReport:
         }
 
 
+def outlier_verdict(src: str, tgt: str, lang: str, low: float = 0.33, high: float = 3.0,
+                    min_repeats: int = 4) -> dict | None:
+    """One pair's outlier verdict: None when it passes, else the length ratio and/or the repeated unit.
+
+    A translation counts as a repetition only if its source has none (a source that says
+    "ha ha ha ha" may be translated the same way)."""
+    tgt = tgt or ""
+    long_short = is_length_outlier(src, tgt, lang, low, high)
+    unit = repeated_unit(tgt, min_repeats)
+    if unit is not None and has_repetition(src, min_repeats):
+        unit = None
+    if not long_short and unit is None:
+        return None
+    return {"length": long_short, "ratio": _r4(min(length_ratio(src, tgt, lang), 1e6)) if long_short else None,
+            "repeated": unit}
+
+
+def outlier_report(judged: Iterable[tuple[str, str, str, dict | None]], max_examples: int = 5) -> OutlierReport:
+    """Aggregate (source, translation, lang, `outlier_verdict`) into the report, with up to
+    `max_examples` examples of each kind."""
+    report = OutlierReport()
+    shown = Counter()
+    for src, tgt, lang, verdict in judged:
+        report.checked += 1
+        stats = report.per_language.setdefault(lang, {"checked": 0, "length_outliers": 0, "repetitions": 0})
+        stats["checked"] += 1
+        if verdict is None:
+            continue
+        report.flagged += 1
+        if verdict["length"]:
+            report.length_outliers += 1
+            stats["length_outliers"] += 1
+            if shown["length"] < max_examples:
+                shown["length"] += 1
+                report.examples.append({"kind": "length", "lang": lang, "ratio": verdict["ratio"],
+                                        "source": _clip(src), "translation": _clip(tgt or "")})
+        if verdict["repeated"] is not None:
+            report.repetitions += 1
+            stats["repetitions"] += 1
+            if shown["repetition"] < max_examples:
+                shown["repetition"] += 1
+                report.examples.append({"kind": "repetition", "lang": lang, "repeated": _clip(verdict["repeated"], 60),
+                                        "source": _clip(src), "translation": _clip(tgt or "")})
+    return report
+
+
 def find_outliers(
     pairs: Iterable[tuple[str, str, str]],
     low: float = 0.33,
@@ -197,40 +243,6 @@ def find_outliers(
     min_repeats: int = 4,
     max_examples: int = 5,
 ) -> OutlierReport:
-    """Length outliers (`is_length_outlier`) and repetition loops over (source, translation, lang).
-
-    A translation counts as a repetition only if its source has none (a source that says
-    "ha ha ha ha" may be translated the same way). Keeps up to `max_examples` examples of each kind.
-    """
-    report = OutlierReport()
-    shown = Counter()
-    for src, tgt, lang in pairs:
-        tgt = tgt or ""
-        report.checked += 1
-        stats = report.per_language.setdefault(lang, {"checked": 0, "length_outliers": 0, "repetitions": 0})
-        stats["checked"] += 1
-        long_short = is_length_outlier(src, tgt, lang, low, high)
-        unit = repeated_unit(tgt, min_repeats)
-        if unit is not None and has_repetition(src, min_repeats):
-            unit = None
-        if long_short:
-            report.length_outliers += 1
-            stats["length_outliers"] += 1
-            if shown["length"] < max_examples:
-                shown["length"] += 1
-                report.examples.append({
-                    "kind": "length", "lang": lang, "ratio": _r4(min(length_ratio(src, tgt, lang), 1e6)),
-                    "source": _clip(src), "translation": _clip(tgt),
-                })
-        if unit is not None:
-            report.repetitions += 1
-            stats["repetitions"] += 1
-            if shown["repetition"] < max_examples:
-                shown["repetition"] += 1
-                report.examples.append({
-                    "kind": "repetition", "lang": lang, "repeated": _clip(unit, 60),
-                    "source": _clip(src), "translation": _clip(tgt),
-                })
-        if long_short or unit is not None:
-            report.flagged += 1
-    return report
+    """Length outliers (`is_length_outlier`) and repetition loops over (source, translation, lang)."""
+    return outlier_report(((s, t, lang, outlier_verdict(s, t, lang, low, high, min_repeats)) for s, t, lang in pairs),
+                          max_examples)

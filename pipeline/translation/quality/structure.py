@@ -164,6 +164,34 @@ def must_survive_diff(source: str, translation: str) -> tuple[list[str], list[st
     return missing, extra
 
 
+def structure_verdict(source: str, translation: str) -> dict | None:
+    """One pair's structure verdict: None when it passes, else what went wrong (JSON-able, cacheable)."""
+    translation = translation or ""
+    missing, extra = _span_diff(source, translation)
+    lost, gained = must_survive_diff(source, translation)
+    newlines = [source.count("\n"), translation.count("\n")]
+    if not (missing or extra or lost or newlines[0] != newlines[1]):
+        return None
+    return {"missing": missing[:10], "extra": extra[:10], "newlines": newlines,
+            "numbers_missing": lost[:10], "numbers_extra": gained[:10]}
+
+
+def structure_report(judged: Iterable[tuple[str, str, dict | None]], max_examples: int = 5) -> StructureReport:
+    """Aggregate (source, translation, `structure_verdict`) triples into the report."""
+    report = StructureReport()
+    for source, translation, verdict in judged:
+        report.checked += 1
+        if verdict is None:
+            continue
+        report.failed += 1
+        report.span_failures += bool(verdict["missing"] or verdict["extra"])
+        report.newline_failures += verdict["newlines"][0] != verdict["newlines"][1]
+        report.number_failures += bool(verdict["numbers_missing"])
+        if len(report.examples) < max_examples:
+            report.examples.append({"source": _clip(source), "translation": _clip(translation or ""), **verdict})
+    return report
+
+
 def check_structure(pairs: Iterable[tuple[str, str]], max_examples: int = 5) -> StructureReport:
     """Check (source, translation) pairs: every protected span of the source (`protected_spans`)
     occurs in the translation the same number of times, the number of line breaks ("\\n") is the
@@ -171,30 +199,4 @@ def check_structure(pairs: Iterable[tuple[str, str]], max_examples: int = 5) -> 
     (`must_survive_diff`, which also sees the ones inside sentences; an EXTRA one in the translation
     is shown in a failing pair's example but fails nothing: "three" may become "3").
     Returns counts and up to `max_examples` failing pairs, each naming its missing spans / numbers."""
-    report = StructureReport()
-    for source, translation in pairs:
-        translation = translation or ""
-        report.checked += 1
-        missing, extra = _span_diff(source, translation)
-        lost, gained = must_survive_diff(source, translation)
-        src_nl, tgt_nl = source.count("\n"), translation.count("\n")
-        bad_spans = bool(missing or extra)
-        bad_nl = src_nl != tgt_nl
-        bad_numbers = bool(lost)
-        if not (bad_spans or bad_nl or bad_numbers):
-            continue
-        report.failed += 1
-        report.span_failures += bad_spans
-        report.newline_failures += bad_nl
-        report.number_failures += bad_numbers
-        if len(report.examples) < max_examples:
-            report.examples.append({
-                "source": _clip(source),
-                "translation": _clip(translation),
-                "missing": missing[:10],
-                "extra": extra[:10],
-                "newlines": [src_nl, tgt_nl],
-                "numbers_missing": lost[:10],
-                "numbers_extra": gained[:10],
-            })
-    return report
+    return structure_report(((s, t, structure_verdict(s, t)) for s, t in pairs), max_examples)
