@@ -175,3 +175,10 @@ def test_language_check_flags_outputs_in_the_wrong_language(env):
     assert not wrong.passed and right.passed
     assert wrong.severity == dg.AssetCheckSeverity.WARN
     assert wrong.metadata["examples"].data[0]["detected"] == "spa_Latn"
+    # each result is recorded as its own partition's, so the passing Spanish run does not hide the failing Korean one
+    assert (wrong.partition, right.partition) == ("000|kor_Hang", "000|spa_Latn")
+    key = dg.AssetCheckKey(dg.AssetKey("translated_llava_instruct"), "language")
+    records = instance.event_log_storage.get_asset_check_execution_history(key, limit=50)
+    by_partition = {r.event.asset_check_evaluation.partition: r.event.asset_check_evaluation.passed
+                    for r in reversed(records) if r.event and r.event.asset_check_evaluation}
+    assert by_partition["000|kor_Hang"] is False and by_partition["000|spa_Latn"] is True
