@@ -187,8 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     profile = load_profile()
     instance = dg.DagsterInstance.get()
     started = time.perf_counter()
-    print(f"profile {profile.name}: " + ("materialising everything" if args.all else "asking Dagster what is missing or stale"),
-          flush=True)
+    doing = "materialising everything" if args.all else "asking Dagster what is missing or stale"
+    print(f"profile {profile.name}: {doing}", flush=True)
     outcome = materialise_stale(defs, instance, profile.languages, QUIET, say=lambda s: print(s, flush=True),
                                 everything=args.all)
     if not outcome.ok:
@@ -214,7 +214,6 @@ def _line(md) -> str:
 
 def _summary(defs, instance, outcome: Outcome, seconds: float) -> None:
     lake = defs.resources["lake"].get()
-    graph = defs.resolve_asset_graph()
     print(f"\ndone in {seconds:.0f}s. Results are under {lake.root}:")
     mats = [e.materialization for r in outcome.runs for e in r.get_asset_materialization_events()]
     latest = {m.asset_key: m.metadata for m in mats if m.partition is None}

@@ -17,8 +17,8 @@ def _version(*parts: str) -> dg.DataVersion:
 
 
 def _defs(content: dict[str, str], per_lang_code: str = "1") -> dg.Definitions:
-    """raw -> clean; raw -> per_lang[fra|spa] -> back[fra|spa] -> report (all of back). Each reports a data version of its content,
-    as the pipeline's assets do; `content` (mutable) lets a test change what an asset writes."""
+    """raw -> clean; raw -> per_lang[fra|spa] -> back[fra|spa] -> report (all of back). Each reports a data
+    version of its content, as the pipeline's assets do; `content` (mutable) lets a test change what it writes."""
 
     @dg.asset(code_version="1")
     def raw() -> dg.MaterializeResult:
