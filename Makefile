@@ -16,9 +16,14 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m pip install -q -e '.[dev]'
 	@mkdir -p .make && touch $@
 
-# the local Dagster instance (run history for the UI); `make clean` removes it
-$(DAGSTER_HOME)/dagster.yaml:
-	@mkdir -p $(DAGSTER_HOME) && touch $@
+# the local Dagster instance (run history for the UI); `make clean` removes it. An empty dagster.yaml makes
+# Dagster print its telemetry banner on every command, and the toy profile is meant to run offline: turn
+# telemetry off. A double-colon rule without prerequisites runs every time, so a file left empty by an
+# older version of this target gets the setting too; one that already says `telemetry:` is left alone.
+$(DAGSTER_HOME)/dagster.yaml::
+	@mkdir -p $(DAGSTER_HOME)
+	@grep -qs '^telemetry:' $@ || printf '%s\n' '# written by `make`: no telemetry banner, no usage data sent' \
+		'telemetry:' '  enabled: false' >> $@
 
 demo: setup $(DAGSTER_HOME)/dagster.yaml
 	$(PYTHON) demo.py
