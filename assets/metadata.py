@@ -1,6 +1,8 @@
 """Small helpers that turn pipeline stats into Dagster metadata (one place, so every asset looks alike)."""
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import dagster as dg
@@ -40,3 +42,12 @@ def materialize_result(result: StepResult, **extra: Any) -> dg.MaterializeResult
     """The step's metadata, with the manifest's content digest as the data version."""
     return dg.MaterializeResult(metadata=step_metadata(result, **extra),
                                 data_version=dg.DataVersion(result.data_version))
+
+
+def code_version(base: str, *settings: Any) -> str:
+    """An asset's code version: its code's own version plus a hash of the profile settings it reads, so
+    editing the profile makes exactly the assets that read the edited section stale (a profile is data,
+    and Dagster only compares the code and data versions it has recorded)."""
+    blob = json.dumps([s.model_dump(mode="json") if hasattr(s, "model_dump") else s for s in settings],
+                      sort_keys=True, default=str)
+    return f"{base}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"

@@ -6,7 +6,7 @@ CTranslate2 by the same production step.
 """
 import dagster as dg
 
-from assets.metadata import materialize_result
+from assets.metadata import code_version, materialize_result
 from pipeline.config import Profile
 from pipeline.stats import StepStats
 from pipeline.translation import nllb
@@ -19,7 +19,8 @@ NLLB_MODEL = "nllb_model"
 def nllb_model_asset(profile: Profile) -> dg.AssetsDefinition:
     settings = profile.translation
 
-    @dg.asset(name=NLLB_MODEL, group_name="models", code_version="2", kinds={"ctranslate2"},
+    @dg.asset(name=NLLB_MODEL, group_name="models", code_version=code_version("2", settings.model, settings.quantization, settings.toy_nllb),
+              kinds={"ctranslate2"},
               description=f"NLLB converted to CTranslate2 ({settings.quantization}); toy profile: trained offline first")
     def nllb_model(context: dg.AssetExecutionContext, lake: LakeResource):
         store = lake.get()

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import dagster as dg
 
-from assets.metadata import materialize_result, stats_metadata
+from assets.metadata import code_version, materialize_result, stats_metadata
 from pipeline.config import Profile
 from pipeline.rows import chunk_keys
 from pipeline.translation.datasets import DATASETS
@@ -61,6 +61,12 @@ _SEVERITY = {"structure": dg.AssetCheckSeverity.ERROR, "language": dg.AssetCheck
              "outliers": dg.AssetCheckSeverity.WARN}
 
 
+def _version(profile: Profile) -> str:
+    """What a translated partition depends on besides its inputs: the decoding and the checks' bar."""
+    t = profile.translation
+    return code_version("2", t.beam_size, t.langid_threshold)
+
+
 def translated_asset(dataset: str, profile: Profile) -> dg.AssetsDefinition:
     spec, name = DATASETS[dataset], f"translated_{dataset}"
     n_chunks = profile.translation.chunk_count(dataset)
@@ -68,7 +74,7 @@ def translated_asset(dataset: str, profile: Profile) -> dg.AssetsDefinition:
     partitions = translation_partitions(profile, dataset)
 
     @dg.asset(name=name, group_name="translation", partitions_def=partitions,
-              deps=[*spec.sources, MODEL], code_version="2", check_specs=_checks(name, partitions),
+              deps=[*spec.sources, MODEL], code_version=_version(profile), check_specs=_checks(name, partitions),
               kinds={"ctranslate2"}, description=f"{spec.paper_name}: {dataset} translated with NLLB, {per}")
     def _translated(context: dg.AssetExecutionContext, lake: LakeResource,
                     translator: dg.ResourceParam[TranslatorResource]):
@@ -90,7 +96,7 @@ def backtranslation_asset(profile: Profile) -> dg.AssetsDefinition:
     n_chunks = profile.translation.chunk_count("mmmu")  # partitioned like translated_mmmu, partition for partition
 
     @dg.asset(name="mmmu_backtranslated", group_name="translation",
-              partitions_def=translation_partitions(profile, "mmmu"), deps=["translated_mmmu"], code_version="2",
+              partitions_def=translation_partitions(profile, "mmmu"), deps=["translated_mmmu"], code_version=_version(profile),
               description="MMMU Multi translated back into English, with chrF against the original (paper, Table 1)")
     def mmmu_backtranslated(context: dg.AssetExecutionContext, lake: LakeResource,
                             translator: dg.ResourceParam[TranslatorResource]):

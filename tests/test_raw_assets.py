@@ -59,3 +59,21 @@ def test_unchanged_rematerialisation_keeps_data_versions(materialised):
     first, second, _ = materialised
     assert second.success
     assert _versions(first) == _versions(second)
+
+
+def test_editing_a_profile_section_changes_the_code_version_of_the_assets_that_read_it():
+    """So `make demo` (which runs only what is stale) picks up a profile edit, and only where it matters."""
+    from pipeline.config import load_profile
+
+    base = load_profile("configs/toy.yaml")
+    edited = base.model_copy(update={
+        "toy_world": base.toy_world.model_copy(update={"mmmu_questions": 61}),
+        "sources": base.sources.model_copy(update={"wit": base.sources.wit.model_copy(update={"path": "x/*.tsv"})}),
+    })
+
+    def versions(profile):
+        graph = make_definitions(profile).resolve_asset_graph()
+        return {k.to_user_string(): graph.get(k).code_version for k in graph.get_all_asset_keys()}
+
+    before, after = versions(base), versions(edited)
+    assert {k for k in before if before[k] != after[k]} == {"toy_world", "wit"}
