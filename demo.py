@@ -7,8 +7,9 @@ unpartitioned assets first in one run, then the partitioned ones, one run per pa
 chunk of a language), as a backfill would; a target downstream of another partitioning waits for it.
 An upstream re-run that changes its data version makes its downstream stale only once it has run, so the
 demo asks again until nothing is left; a second `make demo` on unchanged input materialises nothing.
-Dagster cannot see an edited profile or changed input files (they change no code or data version it
-knows of): `python demo.py --all` materialises everything.
+An edited profile makes the assets that read the edited section stale (their code versions carry a hash
+of it); changed input files outside the lake are not seen (they change no version Dagster knows of):
+`python demo.py --all` materialises everything.
 """
 from __future__ import annotations
 
@@ -132,7 +133,7 @@ def materialise_stale(defs: dg.Definitions, instance: dg.DagsterInstance, langua
         if not todo:
             if round_no == 1:
                 say(f"nothing is missing or stale: all {len(statuses)} assets and partitions are fresh "
-                    "(Dagster cannot see a changed profile or changed input files: `python demo.py --all`)")
+                    "(changed input files outside the lake are not seen: `python demo.py --all`)")
             return Outcome(runs, done, first, True)
         if round_no > max_rounds:
             say(f"still stale after {max_rounds} rounds: {', '.join(map(str, todo[:10]))}; stopping")
@@ -177,7 +178,7 @@ def _explain(round_no: int, statuses: list[Target], todo: list[Target], say) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--all", action="store_true",
-                        help="materialise everything, fresh or not (after editing the profile or input files, "
+                        help="materialise everything, fresh or not (after changing input files outside the lake, "
                              "which change no code or data version Dagster knows of)")
     args = parser.parse_args(argv)
 
