@@ -92,6 +92,11 @@ class ToyWorld(_Strict):
     xstorycloze_stories: int = Field(40, ge=1)
     mmmu_questions: int = Field(60, ge=4)
     bad_rows: bool = True  # plant malformed rows so the quarantine path is exercised
+    # multiplies the rows of the conversation corpora (LLaVA, PALO, Cambrian), for scaling benchmarks
+    scale: int = Field(1, ge=1)
+    # toy sentences repeat heavily (a few hundred templates), unlike real answers: with this, every
+    # answer gains a sentence of its own, so the translation memory has few repeats to reuse
+    unique_texts: bool = False
 
 
 TRANSLATABLE = ("llava_instruct", "cambrian_image", "cambrian_text", "captions", "mmmu")

@@ -82,12 +82,31 @@ def _url_list(scenes: list[Scene], n: int, kind: str, rng: random.Random, broken
     return pd.DataFrame(rows)
 
 
-def _llava(scenes, n, rng, bad: bool, root: Path) -> list[dict]:
+_SYLLABLES = ("ka", "lo", "mi", "nu", "ra", "se", "ti", "vo", "ze", "pu", "ba", "do", "fe", "gi", "ho", "ju")
+
+
+def unique_name(i: int) -> str:
+    """A made-up name of letters only, different for every i ("Kalomi", ...)."""
+    parts = []
+    while True:
+        i, r = divmod(i, len(_SYLLABLES))
+        parts.append(_SYLLABLES[r])
+        if i == 0:
+            break
+        i -= 1
+    return "".join(parts + ["n"]).capitalize()
+
+
+def _llava(scenes, n, rng, bad: bool, root: Path, unique_texts: bool = False) -> list[dict]:
     rows = [{"id": f"{s.scene_id:012d}", "image": coco_name(s.scene_id),
              "conversations": conversation(s, "eng_Latn", rng)} for s in (scenes[i % len(scenes)] for i in range(n))]
     # the same scene can be drawn twice: ids must stay unique
     for i, r in enumerate(rows):
         r["id"] = f"{r['id']}_{i}"
+        if unique_texts:  # a sentence no other row has, in every answer
+            for k, turn in enumerate(r["conversations"]):
+                if turn["from"] == "gpt":
+                    turn["value"] += f" The painter was {unique_name(i * 4 + k)}."
     if bad:
         write_text_atomic(root / "images" / "coco" / "train2017" / "not_an_image.jpg", "<html>404</html>")
         rows += [
@@ -255,11 +274,11 @@ def build_world(folder: str | Path, cfg: ToyWorld, languages: tuple[str, ...] = 
         _write_parquet(root / name / "urls.parquet", pa.Table.from_pandas(df, preserve_index=False))
         counts[name] = len(df)
 
-    llava = _llava(scenes, cfg.llava_rows, rng, cfg.bad_rows, root)
+    llava = _llava(scenes, cfg.llava_rows * cfg.scale, rng, cfg.bad_rows, root, cfg.unique_texts)
     write_text_atomic(root / "llava" / "llava_instruct.json", json.dumps(llava, ensure_ascii=False, indent=1))
-    palo = _palo(scenes, cfg.palo_rows, rng, languages, cfg.bad_rows)
+    palo = _palo(scenes, cfg.palo_rows * cfg.scale, rng, languages, cfg.bad_rows)
     write_text_atomic(root / "palo" / "palo_multilingual.json", json.dumps(palo, ensure_ascii=False, indent=1))
-    cambrian = _cambrian(scenes, cfg.cambrian_rows, rng, cfg.bad_rows)
+    cambrian = _cambrian(scenes, cfg.cambrian_rows * cfg.scale, rng, cfg.bad_rows)
     write_text_atomic(root / "cambrian" / "Cambrian7M.jsonl", "\n".join(cambrian) + "\n")
     counts.update(llava_instruct=len(llava), palo=len(palo), cambrian=len(cambrian))
 
