@@ -240,3 +240,18 @@ def test_chunks_split_rows_completely_and_stably(world, tmp_path):
     assert len(changed) == 1 and "added-row" in {r["id"] for r in grown[changed[0]]}
     with pytest.raises(ValueError, match="out of range"):
         spec.load(lake, 3, 3)
+
+
+def test_a_run_served_by_the_memory_never_loads_the_model(world, tmp_path):
+    """The model and its tokenizer (transformers, torch) load only when a sentence misses the memory."""
+    _, lake = world
+    url = f"sqlite:///{tmp_path}/tm.sqlite"
+    texts = ["<image>\nWhat colour is the circle?", "The circle is red."]
+    first = _translator(lake)
+    with first.open_memory(url) as memory:
+        out = translate_texts(texts, "fra_Latn", first, memory, StepStats("t"), log=lambda _: None)
+    assert first.loaded
+    second = _translator(lake)
+    with second.open_memory(url) as memory:
+        again = translate_texts(texts, "fra_Latn", second, memory, StepStats("t"), log=lambda _: None)
+    assert not second.loaded and again == out

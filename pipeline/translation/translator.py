@@ -99,14 +99,35 @@ class Translator:
         return TranslationMemory(url, self.fingerprint, {**self.settings.as_dict(), "src_lang": src_lang})
 
     def __post_init__(self) -> None:
-        from pipeline.translation.nllb import load_translator, model_fingerprint
+        from pipeline.translation.nllb import model_fingerprint
 
-        self.engine, self.tokenizer = load_translator(
-            self.model_dir, device=self.device, compute_type=self.compute_type,
-            inter_threads=self.inter_threads, intra_threads=self.intra_threads,
-        )
-        self.fingerprint = model_fingerprint(self.model_dir)
+        self.fingerprint = model_fingerprint(self.model_dir)  # the memory's key: needs the files, not the model
         self.stats = TranslationStats()
+        self._loaded: tuple | None = None
+
+    def _load(self) -> tuple:
+        # the model and its tokenizer (transformers, torch: seconds and hundreds of MB) are loaded on the
+        # first sentence that really needs the model, so a run served by the memory never pays for them
+        if self._loaded is None:
+            from pipeline.translation.nllb import load_translator
+
+            self._loaded = load_translator(self.model_dir, device=self.device, compute_type=self.compute_type,
+                                           inter_threads=self.inter_threads, intra_threads=self.intra_threads)
+        return self._loaded
+
+    @property
+    def engine(self):
+        """The ctranslate2.Translator (loaded on first use)."""
+        return self._load()[0]
+
+    @property
+    def tokenizer(self):
+        """The NLLB tokenizer (loaded on first use)."""
+        return self._load()[1]
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded is not None
 
     def _tokenize(self, texts: Sequence[str], src_lang: str) -> list[list[str]]:
         self.tokenizer.src_lang = src_lang
