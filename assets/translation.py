@@ -15,7 +15,7 @@ from assets.metadata import code_version, materialize_result, stats_metadata
 from pipeline.config import Profile
 from pipeline.rows import chunk_keys
 from pipeline.translation.datasets import DATASETS
-from pipeline.translation.run import backtranslate_partition, check_partition, translate_partition
+from pipeline.translation.run import backtranslate_partition, translate_partition
 from resources import LakeResource, TranslatorResource
 
 from assets.models import NLLB_MODEL as MODEL
@@ -79,15 +79,12 @@ def translated_asset(dataset: str, profile: Profile) -> dg.AssetsDefinition:
     def _translated(context: dg.AssetExecutionContext, lake: LakeResource,
                     translator: dg.ResourceParam[TranslatorResource]):
         (lang, chunk), store = partition_of(context.partition_key), lake.get()
-        engines = translator.engines(store)
-        part = translate_partition(dataset, lang, store, engines, chunk, n_chunks, log=context.log.info)
-        with engines.memory() as memory:  # verdicts are cached beside the translations
-            reports = check_partition(part.pairs, lang, profile.translation.langid_threshold, memory,
-                                      part.result.stats)
+        part = translate_partition(dataset, lang, store, translator.engines(store), chunk, n_chunks,
+                                   log=context.log.info)
         yield materialize_result(part.result, lang=lang, chunk=f"{chunk} of {n_chunks}")
-        for check, report in reports.items():
-            yield dg.AssetCheckResult(check_name=check, asset_key=name, passed=report.passed,
-                                      severity=_SEVERITY[check], metadata=stats_metadata(report.to_metadata()))
+        for check, outcome in part.checks.items():
+            yield dg.AssetCheckResult(check_name=check, asset_key=name, passed=outcome.passed,
+                                      severity=_SEVERITY[check], metadata=stats_metadata(outcome.metadata))
 
     return _translated
 

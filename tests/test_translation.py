@@ -255,3 +255,25 @@ def test_a_run_served_by_the_memory_never_loads_the_model(world, tmp_path):
     with second.open_memory(url) as memory:
         again = translate_texts(texts, "fra_Latn", second, memory, StepStats("t"), log=lambda _: None)
     assert not second.loaded and again == out
+
+
+def test_an_unchanged_partition_is_reused_and_any_change_of_its_inputs_redoes_it(world):
+    """Same raw content, model, settings and code: reused (no row read, no check judged). A changed setting
+    of the key redoes the partition, served by the memory; a changed source redoes it too."""
+    profile, lake = world
+    from pipeline.translation.run import Engines, translate_partition
+
+    quiet = lambda _: None  # noqa: E731
+    first = translate_partition("mmmu", "urd_Arab", lake, Engines(profile.translation, lake), log=quiet)
+    again = translate_partition("mmmu", "urd_Arab", lake, Engines(profile.translation, lake), log=quiet)
+    assert again.result.stats.counters == {"reused": 1} and again.result.data_version == first.result.data_version
+    assert {k: (c.passed, c.metadata) for k, c in again.checks.items()} == \
+        {k: (c.passed, c.metadata) for k, c in first.checks.items()}
+    stricter = profile.translation.model_copy(update={"langid_threshold": 0.5})
+    redone = translate_partition("mmmu", "urd_Arab", lake, Engines(stricter, lake), log=quiet)
+    s = redone.result.stats
+    assert "reused" not in s.counters and s.model_calls == 0 and s.cache_hits == s.counters["segments_unique"] > 0
+    assert redone.result.data_version == first.result.data_version
+    ingest_source("mmmu", profile, lake, log=quiet)
+    same_source = translate_partition("mmmu", "urd_Arab", lake, Engines(stricter, lake), log=quiet)
+    assert same_source.result.stats.counters.get("reused") == 1, "re-ingesting the same content changes nothing"

@@ -7,7 +7,6 @@ plus the language and the English source.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -41,12 +40,9 @@ def _conv_texts(row: Row) -> list[str]:
 
 
 def _conv_rebuild(row: Row, texts: list[str], lang: str) -> Row:
-    out = copy.deepcopy(row)
-    for turn, text in zip(out["conversations"], texts):
-        turn["value"] = text
-    out["lang"] = lang
-    out["source_conversations"] = row["conversations"]  # the English stays alongside
-    return out
+    turns = [{**turn, "value": text} for turn, text in zip(row["conversations"], texts)]
+    # the English stays alongside
+    return {**row, "conversations": turns, "lang": lang, "source_conversations": row["conversations"]}
 
 
 def _raw_rows(lake: Lake, name: str, chunk: int, n_chunks: int) -> list[Row]:

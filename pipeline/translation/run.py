@@ -13,6 +13,7 @@ Every path of the step is known here and nowhere else: `model_dir` (the converte
 from __future__ import annotations
 
 import functools
+from collections import Counter
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ import sacrebleu
 from upath import UPath
 
 from pipeline.config import TranslationSettings
-from pipeline.lake import Lake, build_manifest
+from pipeline.lake import Lake, Manifest, build_manifest
 from pipeline.languages import SOURCE_LANG
 from pipeline.raw.mmmu import parse_options
 from pipeline.rows import read_rows, write_rows
@@ -103,8 +104,10 @@ def translate_texts_flagged(texts: list[str], tgt_lang: str, translator: Transla
     """`translate_texts`, plus for each text whether one of its sentences still fails the engine's guard
     (a loop, a length outlier, a lost number) after the retry: such output is kept but marked."""
     started = time.perf_counter()
-    segmented = [segment(t) for t in texts]
-    sentences = [s.text for segs in segmented for s in segs if s.translate]
+    distinct = list(dict.fromkeys(texts))  # datasets repeat whole texts ("Describe the image."): segment each once
+    segmented = [segment(t) for t in distinct]
+    counts = Counter(texts)
+    sentences = [s.text for segs, t in zip(segmented, distinct) for s in segs if s.translate for _ in range(counts[t])]
     unique = list(dict.fromkeys(sentences))
     known = memory.get_many(unique, tgt_lang)
     missing = [s for s in unique if s not in known]
@@ -126,8 +129,9 @@ def translate_texts_flagged(texts: list[str], tgt_lang: str, translator: Transla
                   numbers_fallback=engine.numbers_fallback)
     # judged once per unique sentence, on memory hits too: the mark does not depend on when it was translated
     suspect = {s for s in unique if quality.is_suspect_sentence(s, known[s], tgt_lang)}
-    out = [join(segs, [known[s.text] for s in segs if s.translate], tgt_lang) for segs in segmented]
-    flags = [any(s.translate and s.text in suspect for s in segs) for segs in segmented]
+    joined = {t: join(segs, [known[s.text] for s in segs if s.translate], tgt_lang) for t, segs in zip(distinct, segmented)}
+    flagged = {t: any(s.translate and s.text in suspect for s in segs) for t, segs in zip(distinct, segmented)}
+    out, flags = [joined[t] for t in texts], [flagged[t] for t in texts]
     stats.add(texts=len(texts), segments_total=len(sentences), segments_unique=len(unique),
               segments_suspect=len(suspect))
     stats.cache_hits += len(unique) - len(missing)
@@ -164,27 +168,91 @@ def _finish_stats(stats: StepStats) -> None:
 
 
 @dataclass
+class CheckOutcome:
+    passed: bool
+    metadata: dict
+
+
+@dataclass
 class TranslatedPartition:
     result: StepResult
-    pairs: list[tuple[str, str]]  # (source text, translation) of every translated text, for the checks
+    checks: dict[str, CheckOutcome]  # structure, language, outliers
+
+
+@functools.lru_cache(maxsize=1)
+def _code_fingerprint() -> str:
+    """Hash of the code that makes a translated partition (this step and the row storage)."""
+    here = Path(__file__).resolve().parent
+    return _fingerprint_files(sorted(here.rglob("*.py")) + [here.parent / "rows.py", here.parent / "languages.py"])
+
+
+def _input_key(spec: DatasetSpec, lang: str, chunk: int, n_chunks: int, lake: Lake, engines: Engines) -> str | None:
+    """What a partition's output is a function of: the raw sources' content, the chunk, the language, the
+    model, the decoding and the step's code (None when a source has no manifest to say its content)."""
+    try:
+        sources = [Manifest.read(lake.raw(s)).digest() for s in spec.sources]
+    except FileNotFoundError:
+        return None
+    translator = engines.translator()
+    blob = json.dumps([sources, spec.name, lang, chunk, n_chunks, translator.fingerprint,
+                       translator.settings.as_dict(), engines.settings.langid_threshold, _code_fingerprint()])
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def _reuse(folder: UPath, key: str | None, stats: StepStats) -> Manifest | None:
+    """The partition already written from the same inputs, intact: its manifest; else None."""
+    if key is None:
+        return None
+    try:
+        manifest = Manifest.read(folder)
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+    x = manifest.extra
+    if x.get("input_key") != key or "checks" not in x:
+        return None
+    if any(not (folder / f.path).exists() or (folder / f.path).stat().st_size != f.bytes for f in manifest.files):
+        return None
+    stats.rows_in, stats.rows_kept = x.get("rows_in", 0), x.get("rows_kept", 0)
+    stats.add(reused=1)
+    return manifest
 
 
 def translate_partition(dataset: str, lang: str, lake: Lake, engines: Engines, chunk: int = 0,
                         n_chunks: int = 1, log: Log = print) -> TranslatedPartition:
-    """Translate one chunk of a dataset into `lang` and write it to its partition folder."""
+    """Translate one chunk of a dataset into `lang`, judge it (structure, language, outliers) and write it to
+    its partition folder. A partition already written from the same inputs, model, settings and code is
+    reused as it is: an unchanged re-run reads two manifests and nothing else."""
     spec = DATASETS[dataset]
     stats = StepStats(f"translated_{dataset}", unit="segments")
+    folder = partition_folder(lake, dataset, lang, chunk, n_chunks)
+    key = _input_key(spec, lang, chunk, n_chunks, lake, engines)
+    with stats.timed():
+        previous = _reuse(folder, key, stats)
+    if previous is not None:
+        log(f"{dataset} {lang} chunk {chunk}: inputs, model, settings and code unchanged; reusing {folder}")
+        checks = {name: CheckOutcome(**c) for name, c in previous.extra["checks"].items()}
+        return TranslatedPartition(StepResult(str(folder), previous, stats), checks)
     rows = spec.load(lake, chunk, n_chunks)  # only this chunk's rows are read
     translator = engines.translator()
     with engines.memory() as memory:
         out = translate_rows(spec, rows, lang, translator, memory, stats, log=log)
+        pairs = [(s, t) for src, row in zip(rows, out) for s, t in zip(spec.texts(src), spec.texts(row))]
+        with stats.timed():
+            reports = check_partition(pairs, lang, engines.settings.langid_threshold, memory, stats)
     _finish_stats(stats)
-    pairs = [(s, t) for src, row in zip(rows, out) for s, t in zip(spec.texts(src), spec.texts(row))]
     stats.sample = [{"source": s, "translation": t} for s, t in pairs[:SAMPLE_PAIRS]]
-    folder = partition_folder(lake, dataset, lang, chunk, n_chunks)
+    checks = {name: CheckOutcome(r.passed, r.to_metadata()) for name, r in reports.items()}
     name, n = write_rows(folder, out, spec.fmt)
-    manifest = build_manifest(folder, {name: n}, extra=stats.to_dict())
-    return TranslatedPartition(StepResult(str(folder), manifest, stats), pairs)
+    manifest = build_manifest(folder, {name: n}, extra={
+        **stats.to_dict(), "input_key": key, "checks": {k: vars(c) for k, c in checks.items()}})
+    return TranslatedPartition(StepResult(str(folder), manifest, stats), checks)
+
+
+def _fingerprint_files(files: list[Path]) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 @functools.lru_cache(maxsize=1)
@@ -192,11 +260,7 @@ def checks_fingerprint() -> str:
     """Hash of the code that judges translations (the quality checks, segmentation, the language table):
     a cached verdict is used only while that code is unchanged, so no version needs bumping by hand."""
     here = Path(__file__).resolve().parent
-    files = sorted((here / "quality").glob("*.py")) + [here / "segment.py", here.parent / "languages.py"]
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()[:16]
+    return _fingerprint_files(sorted((here / "quality").glob("*.py")) + [here / "segment.py", here.parent / "languages.py"])
 
 
 def _verdict_key(lang: str, source: str, translation: str) -> str:
