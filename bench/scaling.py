@@ -53,17 +53,14 @@ def phase(name: str, work: Path, scale: int, unique: bool) -> dict:
         out = {"rows": r.stats.rows_in, "input_mb": round(os.path.getsize(
             lake.expand(profile.sources.llava_instruct.path)) / 1e6, 1)}
     else:  # translate: the asset's work for partition 000|fra_Latn
-        from pipeline.stats import StepStats  # noqa: F401
-        from pipeline.translation.run import Engines, check_partition, translate_partition
+        from pipeline.translation.run import Engines, translate_partition
 
         engines = Engines(profile.translation, lake)
         part = translate_partition("llava_instruct", "fra_Latn", lake, engines, 0, 2, log=lambda _: None)
-        with engines.memory() as memory:
-            check_partition(part.pairs, "fra_Latn", profile.translation.langid_threshold, memory, part.result.stats)
         s = part.result.stats
         out = {"rows": s.rows_in, "segments_unique": s.counters.get("segments_unique", 0),
                "model_calls": s.model_calls, "model_seconds": round(s.counters.get("model_seconds", 0.0), 2),
-               "checks_judged": s.counters.get("checks_judged", 0)}
+               "checks_judged": s.counters.get("checks_judged", 0), "reused": s.counters.get("reused", 0)}
     out.update(phase=name, seconds=round(time.perf_counter() - started, 2),
                peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
     return out
