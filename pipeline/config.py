@@ -146,12 +146,25 @@ class TranslationSettings(_Strict):
         return self.chunks.get(dataset, 1)
 
 
+class RawLimits(_Strict):
+    """Bounds on one raw row: a row over a bound is quarantined with a reason naming the bound's key."""
+
+    max_turn_chars: int = Field(20_000, ge=1)  # characters in one conversation turn
+    max_turns: int = Field(64, ge=2)  # turns in one conversation
+    max_caption_chars: int = Field(2_000, ge=1)  # a WIT caption
+    max_field_chars: int = Field(20_000, ge=1)  # any other text cell: a Flores or story sentence, an MMMU question
+    # one JSONL/TSV/Flores line or JSON-list element before it is parsed (a JSON-list element is counted
+    # in characters once decoded): bounds a reader's memory, and is never held whole when over it
+    max_row_bytes: int = Field(16 << 20, ge=1024)
+
+
 class Profile(_Strict):
     name: str
     lake_root: str  # local folder (relative to the repo) or an fsspec URL (s3://bucket/prefix)
     languages: tuple[str, ...] = TARGET_LANGS
     sources: Sources
     download: DownloadSettings = DownloadSettings()
+    raw_limits: RawLimits = RawLimits()
     translation: TranslationSettings = TranslationSettings()
     toy_world: ToyWorld | None = None  # present only in the toy profile
 
