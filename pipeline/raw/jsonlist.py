@@ -41,13 +41,19 @@ Element = tuple[int, int, Any, "str | None", str]
 
 
 class _Scan:
-    """Finds the end of one list element: the ',' or ']' outside strings at bracket depth 0.
-    Resumable: `run` may be called on successive pieces of text."""
+    """Finds the end of one list element: the ',' or ']' outside strings and brackets. A closing bracket
+    closes the innermost opening one of its kind (so `{"a": [}` ends at its '}'), a stray one is ignored,
+    and a ']' with no '[' open is the end of the list. Resumable: `run` may be called on successive pieces
+    of text."""
 
     def __init__(self) -> None:
-        self.depth = 0
+        self.open: list[str] = []  # the brackets open in the element, innermost last
         self.in_string = False
         self.escaped = False
+
+    def _close(self, opener: str) -> None:
+        if opener in self.open:
+            del self.open[len(self.open) - 1 - self.open[::-1].index(opener):]
 
     def run(self, text: str, i: int) -> int | None:
         n = len(text)
@@ -73,13 +79,13 @@ class _Scan:
             if c == '"':
                 self.in_string = True
             elif c in "[{":
-                self.depth += 1
+                self.open.append(c)
             elif c == "}":
-                self.depth = max(self.depth - 1, 0)  # a stray '}' is this element's problem, not a boundary
-            elif self.depth == 0:  # ',' or ']' at the top: the element ends here
+                self._close("{")
+            elif c == "]" and "[" in self.open:
+                self._close("[")
+            elif c == "]" or not self.open:  # ']' with no '[' open, or ',' at the top: the element ends
                 return i - 1
-            elif c == "]":
-                self.depth -= 1
         return None
 
 
