@@ -321,3 +321,11 @@ def test_row_numbers_say_what_they_count(toy_lake, tmp_path):
     wit_lines = lake.toy_world("wit/wit_v1.train.tsv").read_text().splitlines()
     for q in _quarantine_file(lake, "wit"):
         assert wit_lines[q["row"] - 1].split("\t")[1] in q["raw"]  # the line a person opens
+
+
+def test_bare_carriage_return_in_an_unquoted_field_costs_its_row(tmp_path):
+    lines = [_wit_line(0).encode(), _wit_line(1, page_title="a\rb").encode(), _wit_line(2).encode()]
+    r = _collect(read_wit(str(_wit_tsv(tmp_path / "w.tsv", lines)), ()))
+    q = _only(r)
+    assert (q.row, q.reason) == (3, "bad row: a carriage return (\\r) in a field that is not quoted")
+    assert [k["page_title"] for k in r.kept] == ["P0", "P2"]

@@ -88,7 +88,7 @@ def iter_delimited(path: UPath, required: Sequence[str], source: str, max_bytes:
             except StopIteration:
                 row, problem = None, "end"
             except csv.Error as e:
-                row, problem = None, f"bad row: {e}"
+                row, problem = None, f"bad row: {_csv_error(e)}"
             yield from _flush(feed)
             if problem == "end":
                 return
@@ -103,6 +103,12 @@ def iter_delimited(path: UPath, required: Sequence[str], source: str, max_bytes:
                     delimiter.join(row)
             else:
                 yield first, dict(zip(header, row)), None, delimiter.join(row)
+
+
+def _csv_error(e: csv.Error) -> str:
+    if "new-line character" in str(e):  # the csv module's message suggests a fix that does not apply here
+        return "a carriage return (\\r) in a field that is not quoted"
+    return str(e)
 
 
 def _flush(feed: _Lines) -> Iterator[TableItem]:
