@@ -238,3 +238,53 @@ def test_parquet_readers_given_random_bytes(raw):
             (Path(tmp) / "w.parquet").write_bytes(content)
             _read(lambda: read_mmmu(str(Path(tmp) / "*" / "validation-*.parquet"), LIMITS), "mmmu")
             _read(lambda: read_wit(str(Path(tmp) / "w.parquet"), (), LIMITS), "wit")
+
+
+@FUZZ
+@given(raw=st.binary(max_size=300) | st.lists(st.sampled_from([b"ab", b"\n", b"\r\n", b"xyz" * 5, b"\xff"]),
+                                               max_size=30).map(b"".join),
+       chunk=st.integers(1, 16), max_bytes=st.integers(1, 20))
+def test_lines_split_the_same_whatever_the_chunk_size(raw, chunk, max_bytes):
+    from pipeline.raw import files
+
+    expected = raw.split(b"\n")
+    if expected[-1] == b"":
+        expected.pop()
+    expected = [line if len(line) <= max_bytes else None for line in expected]
+    old, files.CHUNK = files.CHUNK, chunk
+    try:
+        got = list(files.iter_lines(io.BytesIO(raw), "f", max_bytes))
+    finally:
+        files.CHUNK = old
+    assert got == list(enumerate(expected, start=1))
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+@FUZZ
+@given(values=st.lists(json_values, max_size=6), indent=st.sampled_from([None, 0, 2]),
+       ascii_only=st.booleans(), chunk=st.integers(1, 64))
+def test_json_list_elements_are_the_values_whatever_the_chunk_size(values, indent, ascii_only, chunk):
+    """Chunk boundaries fall anywhere: inside strings, numbers, escapes and multi-byte characters."""
+    from pipeline.raw import files
+    from pipeline.raw.jsonlist import iter_json_list
+
+    raw = json.dumps(values, indent=indent, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    old, files.CHUNK = files.CHUNK, chunk
+    try:
+        got = list(iter_json_list(io.BytesIO(raw), "f", 1 << 20))
+    finally:
+        files.CHUNK = old
+    assert [i for i, *_ in got] == list(range(len(values)))
+    surrogates = [not ascii_only and not _utf8(json.dumps(v, ensure_ascii=False)) for v in values]
+    for (i, line, value, problem, _), want, bad in zip(got, values, surrogates):
+        if bad:  # a lone surrogate written raw is not UTF-8: the element is quarantined, the rest read
+            assert problem.startswith("bad encoding")
+        else:
+            assert problem is None and json.dumps(value) == json.dumps(want)
