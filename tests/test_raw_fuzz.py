@@ -288,3 +288,31 @@ def test_json_list_elements_are_the_values_whatever_the_chunk_size(values, inden
             assert problem.startswith("bad encoding")
         else:
             assert problem is None and json.dumps(value) == json.dumps(want)
+            assert json.dumps(json.loads(_)) == json.dumps(want)  # the raw text is the element's own
+
+
+@FUZZ
+@given(values=st.lists(json_values, min_size=1, max_size=6), indent=st.sampled_from([None, 1]),
+       chunk=st.integers(1, 64), data=st.data())
+def test_a_cut_json_list_keeps_the_whole_elements_before_the_cut(values, indent, chunk, data):
+    from pipeline.raw import files
+    from pipeline.raw.jsonlist import iter_json_list
+
+    text = json.dumps(values, indent=indent)
+    cut = data.draw(st.integers(1, len(text) - 1))
+    old, files.CHUNK = files.CHUNK, chunk
+    try:
+        got = list(iter_json_list(io.BytesIO(text[:cut].encode()), "f", 1 << 20))
+    finally:
+        files.CHUNK = old
+    assert got, "a cut list is reported, never silently empty"
+    *whole, last = got
+    for (i, _, value, problem, raw), want in zip(whole, values):
+        assert problem is None and json.dumps(value) == json.dumps(want)
+    assert last[3] is not None or json.dumps(last[2]) == json.dumps(values[last[0]])
+    if last[3] is not None:
+        raw = last[4]
+        assert last[3].startswith("malformed JSON") and raw in text[:cut]
+        if raw and len(raw) < 500:  # the unfinished element, from its first character to the cut
+            assert text[:cut].endswith(raw) and text[:cut - len(raw)].rstrip()[-1] in "[,"
+        assert len(got) <= len(values) + 1

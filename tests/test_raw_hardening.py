@@ -329,3 +329,26 @@ def test_bare_carriage_return_in_an_unquoted_field_costs_its_row(tmp_path):
     q = _only(r)
     assert (q.row, q.reason) == (3, "bad row: a carriage return (\\r) in a field that is not quoted")
     assert [k["page_title"] for k in r.kept] == ["P0", "P2"]
+
+
+def test_many_malformed_elements_do_not_grow_the_buffer(monkeypatch):
+    """Each malformed element is re-read alone; the text held stays about one chunk, not the file."""
+    import io
+
+    from pipeline.raw import files, jsonlist
+
+    monkeypatch.setattr(files, "CHUNK", 256)
+    held = []
+    fill = jsonlist._Buffer.fill
+
+    def watched(self, keep_from):
+        more = fill(self, keep_from)
+        held.append(len(self.text))
+        return more
+
+    monkeypatch.setattr(jsonlist._Buffer, "fill", watched)
+    raw = ("[" + ", ".join('{"a": tru}' for _ in range(2000)) + ', {"a": 1}]').encode()
+    got = list(jsonlist.iter_json_list(io.BytesIO(raw), "f", 1 << 20))
+    assert len(got) == 2001 and got[-1][2] == {"a": 1}
+    assert sum(1 for g in got if g[3] and g[3].startswith("malformed JSON: Expecting value")) == 2000
+    assert max(held) < 2 * 256 + 20, f"the buffer grew to {max(held)} characters for a {len(raw)}-byte file"

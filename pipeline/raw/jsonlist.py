@@ -29,7 +29,6 @@ import re
 from typing import IO, Any, Iterator
 
 from pipeline.raw.files import read_chunks
-from pipeline.raw.validate import has_surrogate
 
 _DECODER = json.JSONDecoder()
 _WS = re.compile(r"[ \t\r\n]*")
@@ -155,11 +154,10 @@ def iter_json_list(f: IO[bytes], name: str, max_chars: int) -> Iterator[Element]
             start, start_line = pos, line
             value, problem, end = _fast(b.text, start)
             if end is None:  # a parse error, or an element that may go on past the text read so far
-                value, problem, end, raw, dropped_lines = _slow(b, start, start_line, index, max_chars)
+                value, problem, start, end, raw, dropped_lines = _slow(b, start, start_line, index, max_chars)
                 if end is None:  # never ends: the rest of the file is quarantined with it
                     yield index, start_line, None, problem, raw
                     return
-                start = 0  # _slow dropped the text before the element
                 line += dropped_lines
             else:
                 raw = b.text[start:end]
@@ -201,41 +199,44 @@ def _fast(text: str, start: int) -> tuple[Any, str | None, int | None]:
 
 
 def _slow(b: _Buffer, start: int, start_line: int, index: int, max_chars: int):
-    """Find where the element at `start` ends, reading more text as needed, and parse it alone.
+    """Find where the element at `start` ends, reading more text only as needed, and parse it alone.
 
-    Returns (value, problem, end, raw, lines of text dropped unread) with `b.text` now starting at the
-    element (or at its end, for a too-long element whose text was dropped); end is None when the
+    Returns (value, problem, start, end, raw, lines of text dropped unread): `start` and `end` are where
+    the element now is in `b.text` (reading more drops the text before the element; a too-long
+    element's text is dropped too, and start = end = its closing ',' or ']'); end is None when the
     element never ends, and the problem says so."""
-    b.fill(start)  # drop what is before the element, read one more chunk
     scan = _Scan()
-    end = scan.run(b.text, 0)
-    while end is None and len(b.text) <= max_chars:
-        scanned = len(b.text)
-        if not b.fill(0):
+    end = scan.run(b.text, start)
+    while end is None and len(b.text) - start <= max_chars:
+        scanned = len(b.text) - start
+        more = b.fill(start)  # drops the text before the element, even at the end of the file
+        start = 0
+        if not more:
             break
         end = scan.run(b.text, scanned)
-    if end is None and len(b.text) > max_chars:
+    if end is None and len(b.text) - start > max_chars:
         # too long to hold: keep scanning without keeping the text, to find where the next element starts
-        head, dropped = b.text[:500], b.text.count("\n")
+        head, dropped = b.text[start:start + 500], b.text.count("\n", start)
         b.text = ""
         while end is None and b.fill(len(b.text)):
             end = scan.run(b.text, 0)
             dropped += b.text.count("\n", 0, len(b.text) if end is None else end)
         if end is None:
-            return None, _never_ends(index, start_line), None, head, 0
+            return None, _never_ends(index, start_line), 0, None, head, 0
         b.text = b.text[end:]
         return None, (f"too long: element {index} (line {start_line}) has more than {max_chars} characters "
-                      f"(limit raw_limits.max_row_bytes)"), 0, head, dropped
+                      f"(limit raw_limits.max_row_bytes)"), 0, 0, head, dropped
     if end is None:
-        return None, _never_ends(index, start_line), None, b.text[:500], 0
-    span = b.text[:end]
+        return None, _never_ends(index, start_line), start, None, b.text[start:start + 500], 0
+    span = b.text[start:end]
     try:
-        return json.loads(span), None, end, span, 0
+        return json.loads(span), None, start, end, span, 0
     except json.JSONDecodeError as e:
         where = start_line + span.count("\n", 0, e.pos)
-        return None, f"malformed JSON: {e.msg} at line {where} (character {e.pos} of element {index})", end, span, 0
+        return (None, f"malformed JSON: {e.msg} at line {where} (character {e.pos} of element {index})",
+                start, end, span, 0)
     except RecursionError:
-        return None, f"too deep: element {index} nests deeper than the JSON parser allows", end, span, 0
+        return None, f"too deep: element {index} nests deeper than the JSON parser allows", start, end, span, 0
 
 
 def _never_ends(index: int, line: int) -> str:
