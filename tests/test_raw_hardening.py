@@ -352,3 +352,25 @@ def test_many_malformed_elements_do_not_grow_the_buffer(monkeypatch):
     assert len(got) == 2001 and got[-1][2] == {"a": 1}
     assert sum(1 for g in got if g[3] and g[3].startswith("malformed JSON: Expecting value")) == 2000
     assert max(held) < 2 * 256 + 20, f"the buffer grew to {max(held)} characters for a {len(raw)}-byte file"
+
+
+def test_bad_lines_come_out_in_file_order_as_they_are_read(tmp_path):
+    """A Latin-1 stretch of a TSV: each bad line is quarantined in its place, none piles up."""
+    lines = [_wit_line(i, caption_reference_description=f"caf\xe9 {i}").encode("latin-1" if i % 3 else "utf-8")
+             for i in range(3000)]
+    stream = read_wit(str(_wit_tsv(tmp_path / "w.tsv", lines)), ())
+    order = []
+    for item in stream:
+        order.append(item.row if hasattr(item, "row") else int(item["page_title"][1:]) + 2)
+    assert order == list(range(2, 3002))  # line 1 is the header
+
+
+def test_a_long_run_of_bad_lines_is_not_held(tmp_path, monkeypatch):
+    from pipeline.raw import tables
+
+    held = []
+    flush = tables._flush
+    monkeypatch.setattr(tables, "_flush", lambda feed: (held.append(len(feed.rejected)), flush(feed))[1])
+    lines = [_wit_line(0).encode()] + [b"\xff" * 50] * 500 + [_wit_line(1).encode()]
+    r = _collect(read_wit(str(_wit_tsv(tmp_path / "w.tsv", lines)), ()))
+    assert len(r.kept) == 2 and len(r.quarantined) == 500 and max(held) == 1

@@ -28,8 +28,10 @@ TableItem = tuple[int, "dict[str, Any] | None", "str | None", Any]
 
 
 class _Lines:
-    """Feeds decoded lines to csv.reader, keeps aside the lines that cannot be fed (too long, not
-    UTF-8), and remembers where the current record started."""
+    """Feeds decoded lines to csv.reader and remembers where the current record started. A line that
+    cannot be fed (too long, not UTF-8) is set aside and replaced by an empty line, which csv reads as a
+    blank row (skipped): so the reader's next row comes back at once and the line's quarantine record
+    is written in its place, without piling up."""
 
     def __init__(self, lines: Iterator[tuple[int, bytes | None]], max_bytes: int) -> None:
         self.lines = lines
@@ -43,10 +45,12 @@ class _Lines:
             if line is None:
                 self.rejected.append((lineno, f"too long: line {lineno} has more than {self.max_bytes} bytes "
                                               f"(limit raw_limits.max_row_bytes)", ""))
+                yield "\n"
                 continue
             text, problem = decode(line)
             if problem:
-                self.rejected.append((lineno, problem, line))
+                self.rejected.append((lineno, problem, line[:2000]))
+                yield "\n"
                 continue
             if self.start is None:
                 self.start = lineno
