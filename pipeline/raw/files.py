@@ -91,5 +91,5 @@ def decode(line: bytes) -> tuple[str | None, str | None]:
     try:
         return line.decode("utf-8"), None
     except UnicodeDecodeError as e:
-        return None, (f"bad encoding: byte 0x{line[e.start]:02x} at column {e.start + 1} is not UTF-8 "
+        return None, (f"bad encoding: byte 0x{line[e.start]:02x} at byte {e.start + 1} of the line is not UTF-8 "
                       f"({e.reason}); re-encode the file as UTF-8")
