@@ -152,14 +152,21 @@ class ToyNllbSettings(_Strict):
                              f"({self.attention_heads})")
         return self
 
+# CTranslate2's types: what `ct2-transformers-converter --quantization` accepts, and what a Translator's
+# compute_type accepts (those plus "default" and "auto"); a typo fails when the profile loads, not at run time
+Quantization = Literal["int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16",
+                       "float32"]
+ComputeType = Literal["default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
+                      "float16", "bfloat16", "float32"]
+
 
 class TranslationSettings(_Strict):
     """NLLB on CTranslate2, the translation memory, and the quality bars of the translation assets."""
 
     model: str = "toy"  # "toy" (trained offline by the nllb_model asset) or a Hugging Face model id
-    quantization: str = "int8"  # conversion: int8 (CPU), int8_float16 (GPU)
+    quantization: Quantization = "int8"  # conversion: int8 (CPU), int8_float16 (GPU)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
-    compute_type: str = "int8"
+    compute_type: ComputeType = "int8"
     inter_threads: int = Field(1, ge=1)
     intra_threads: int = Field(0, ge=0)
     batch_tokens: int = Field(2048, ge=16)
@@ -195,12 +202,25 @@ class TranslationSettings(_Strict):
         return self.chunks.get(dataset, 1)
 
 
+class RawLimits(_Strict):
+    """Bounds on one raw row: a row over a bound is quarantined with a reason naming the bound's key."""
+
+    max_turn_chars: int = Field(20_000, ge=1)  # characters in one conversation turn
+    max_turns: int = Field(64, ge=2)  # turns in one conversation
+    max_caption_chars: int = Field(2_000, ge=1)  # a WIT caption
+    max_field_chars: int = Field(20_000, ge=1)  # any other text cell: a Flores or story sentence, an MMMU question
+    # one JSONL/TSV/Flores line or JSON-list element before it is parsed (a JSON-list element is counted
+    # in characters once decoded): bounds a reader's memory, and is never held whole when over it
+    max_row_bytes: int = Field(16 << 20, ge=1024)
+
+
 class Profile(_Strict):
     name: str
     lake_root: str  # local folder (relative to the repo) or an fsspec URL (s3://bucket/prefix)
     languages: tuple[str, ...] = TARGET_LANGS
     sources: Sources
     download: DownloadSettings = DownloadSettings()
+    raw_limits: RawLimits = RawLimits()
     translation: TranslationSettings = TranslationSettings()
     toy_world: ToyWorld | None = None  # present only in the toy profile
 
@@ -253,3 +273,100 @@ def load_profile(path: str | os.PathLike | None = None) -> Profile:
         return Profile.model_validate(data)
     except ValidationError as e:
         raise ConfigError(_format_errors(e, p)) from None
+
+
+# --- `python -m pipeline.config check`: every input a profile names, before anything runs ----------------
+
+def _lake_root(profile: Profile) -> str:
+    """lake_root as `pipeline.lake.Lake.at` resolves it (a relative local folder is under the repo)."""
+    root = profile.lake_root
+    if "://" not in root and not Path(root).is_absolute():
+        root = str(REPO_ROOT / root)
+    return root
+
+
+def source_paths(profile: Profile) -> list[tuple[str, str, str]]:
+    """(profile key, path with `{lake}` expanded, what must be there: "file", "glob", "folder") for every
+    input the profile's sources name; a Flores folder is followed by its `{lang}.{split}` files."""
+    lake = _lake_root(profile)
+    out = []
+    for name in Sources.model_fields:
+        src = getattr(profile.sources, name)
+        for key in ("path", "url_list", "image_root", "folder"):
+            value = getattr(src, key, None)
+            if value is None:
+                continue
+            value = value.replace("{lake}", lake)
+            if key == "image_root":
+                out.append((f"sources.{name}.{key}", value, "folder"))
+            elif key == "folder":
+                out.append((f"sources.{name}.{key}", value, "folder"))
+                for lang in ("eng_Latn",) + tuple(lang for lang in profile.languages if lang != "eng_Latn"):
+                    out.append((f"sources.{name}.{key}", f"{value.rstrip('/')}/{lang}.{src.split}", "file"))
+            else:
+                out.append((f"sources.{name}.{key}", value, "glob" if any(c in value for c in "*?[") else "file"))
+    return out
+
+
+def check_sources(profile: Profile, remote: bool = False) -> tuple[list[str], list[str]]:
+    """(missing, not checked): one line per source path that is not there (a glob must match at least one
+    file); remote paths (hf://, s3://...) are only checked with `remote`, which needs the network."""
+    from upath import UPath  # only the check needs fsspec
+
+    missing, skipped, missing_folders = [], [], []
+    for key, path, kind in source_paths(profile):
+        if any(path.startswith(folder.rstrip("/") + "/") for folder in missing_folders):
+            continue  # said once, for the folder
+        p = UPath(path)
+        if getattr(p, "protocol", "") not in ("", "file", "local") and not remote:
+            skipped.append(f"{key}: {path}")
+            continue
+        try:
+            if kind == "glob":
+                ok = bool(p.fs.glob(p.path))
+                why = "the glob matches no file"
+            elif kind == "folder":
+                ok, why = p.is_dir(), "no such folder"
+            else:
+                ok, why = p.is_file(), "no such file"
+        except Exception as e:  # an fsspec backend's own errors (auth, network): report, do not crash
+            ok, why = False, f"cannot check: {e.__class__.__name__}: {e}"
+        if not ok:
+            missing.append(f"{key}: {path} ({why})")
+            if kind == "folder":
+                missing_folders.append(path)
+    return missing, skipped
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m pipeline.config",
+                                     description="Check a profile: its schema, and that every source it names exists.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="validate the profile and list every missing source path at once")
+    check.add_argument("profile", nargs="?", help=f"profile file (default: ${ENV_VAR}, else configs/toy.yaml)")
+    check.add_argument("--remote", action="store_true", help="also check hf://, s3://... paths (needs the network)")
+    args = parser.parse_args(argv)
+    try:
+        profile = load_profile(args.profile)
+    except ConfigError as e:
+        print(e)
+        return 2
+    where = profile_path(args.profile)
+    missing, skipped = check_sources(profile, args.remote)
+    for line in skipped:
+        print(f"not checked (remote; --remote checks it): {line}")
+    if missing:
+        print(f"profile {where}: {len(missing)} source path(s) missing:")
+        for line in missing:
+            print(f"  - {line}")
+        if profile.is_toy:
+            print("  (the toy profile's sources are written by the toy_world asset: materialise it first)")
+        return 1
+    print(f"profile {where}: valid, every source path found")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,10 +1,12 @@
 """Profiles: both shipped profiles load, and a broken one fails with a message naming the key or file."""
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, load_profile
+from pipeline.config import ConfigError, check_sources, load_profile
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -93,3 +95,54 @@ def test_toy_nllb_settings_are_typed(tmp_path):
     data["translation"]["toy_nllb"]["steps"] = 0
     with pytest.raises(ConfigError, match=r"translation\.toy_nllb\.steps"):
         load_profile(_write(tmp_path, data))
+
+
+@pytest.mark.parametrize("key, value", [("compute_type", "int9"), ("quantization", "int4"),
+                                        ("quantization", "auto")])
+def test_ctranslate2_types_are_checked_when_the_profile_loads(tmp_path, key, value):
+    """A typo in a CTranslate2 type used to pass `dagster definitions validate` and fail at run time."""
+    data = _toy()
+    data["translation"][key] = value
+    with pytest.raises(ConfigError, match=rf"translation\.{key}: Input should be .*'int8'.*\(got '{value}'\)"):
+        load_profile(_write(tmp_path, data))
+
+
+def test_raw_limits_have_defaults_and_are_typed(tmp_path):
+    assert load_profile(CONFIGS / "toy.yaml").raw_limits.max_turn_chars == 20_000
+    data = _toy()
+    data["raw_limits"] = {"max_turns": 8, "max_turn_char": 5}
+    with pytest.raises(ConfigError, match=r"raw_limits\.max_turn_char: unknown key"):
+        load_profile(_write(tmp_path, data))
+    del data["raw_limits"]["max_turn_char"]
+    assert load_profile(_write(tmp_path, data)).raw_limits.max_turns == 8
+
+
+def test_check_lists_every_missing_source_path_at_once(tmp_path):
+    """`python -m pipeline.config check`: every missing input in one report and a non-zero exit."""
+    data = _toy()
+    data["lake_root"] = str(tmp_path / "lake")
+    (tmp_path / "lake" / "toy_world" / "wit").mkdir(parents=True)
+    (tmp_path / "lake" / "toy_world" / "wit" / "notes.txt").write_text("not a tsv")
+    proc = subprocess.run([sys.executable, "-m", "pipeline.config", "check", str(_write(tmp_path, data))],
+                          cwd=CONFIGS.parent, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "source path(s) missing" in out
+    for key in ("cc_sbu.url_list", "laion.url_list", "llava_instruct.path", "llava_instruct.image_root",
+                "palo.path", "cambrian.path", "xstorycloze.path", "mmmu.path"):
+        assert f"sources.{key}: {tmp_path}/lake/toy_world/" in out, key  # {lake} expanded
+    assert f"sources.wit.path: {tmp_path}/lake/toy_world/wit/*.tsv (the glob matches no file)" in out
+    assert f"sources.flores.folder: {tmp_path}/lake/toy_world/flores (no such folder)" in out
+
+
+def test_check_passes_when_every_source_is_there(toy_lake):
+    profile, _ = toy_lake
+    assert check_sources(profile) == ([], [])
+
+
+def test_check_reports_a_bad_profile_without_a_traceback(tmp_path):
+    data = _toy()
+    data["translation"]["compute_type"] = "int9"
+    proc = subprocess.run([sys.executable, "-m", "pipeline.config", "check", str(_write(tmp_path, data))],
+                          cwd=CONFIGS.parent, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "translation.compute_type" in proc.stdout and "Traceback" not in proc.stderr

@@ -9,7 +9,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.raw.accounting import SourceError
+from pipeline.raw.accounting import SourceError, collect
 from pipeline.raw.conversations import read_conversations
 from pipeline.raw.flores import read_flores
 from pipeline.raw.mmmu import parse_options, read_mmmu
@@ -21,7 +21,8 @@ from pipeline.raw.ingest import ingest_source
 from pipeline.raw.sources import SOURCES
 
 
-def _balanced(result):
+def _balanced(stream):
+    result = collect(stream)
     assert result.read == len(result.kept) + len(result.quarantined)
     return result
 
@@ -46,7 +47,7 @@ def test_cambrian_jsonl_quarantines_malformed_line_and_keeps_text_only_rows(toy_
     r = _balanced(read_conversations(lake.toy_world("cambrian/Cambrian7M.jsonl"), "cambrian", lake.toy_world("images")))
     assert {"malformed JSON", "missing field"} <= _reasons(r)
     bad_json = next(q for q in r.quarantined if q.reason.startswith("malformed JSON"))
-    assert bad_json.row == 4  # the line number a person can open
+    assert (bad_json.row, bad_json.row_kind) == (4, "line")  # the line number a person can open
     text_only = [row for row in r.kept if "image" not in row]
     assert text_only, "text-only rows ('', 'None', 'nan', no key) are kept without an image"
     assert not any("<image>" in t["value"] for row in text_only for t in row["conversations"])
@@ -59,11 +60,14 @@ def test_palo_rows_are_multilingual(toy_lake):
     assert len(langs) == 10
 
 
-def test_whole_file_that_is_not_json_is_a_clear_error(tmp_path):
+def test_truncated_json_list_quarantines_the_unfinished_element(tmp_path):
     bad = tmp_path / "llava.json"
     bad.write_text('[{"id": 1,')
-    with pytest.raises(SourceError, match="llava.json: not valid JSON at line 1"):
-        read_conversations(bad, "llava_instruct")
+    r = _balanced(read_conversations(bad, "llava_instruct"))
+    assert not r.kept and len(r.quarantined) == 1
+    q = r.quarantined[0]
+    assert (q.file, q.row, q.row_kind) == ("llava.json", 0, "index")
+    assert q.reason.startswith("malformed JSON: element 0 (line 1) never ends")
 
 
 def test_missing_corpus_file_names_the_profile_key(tmp_path):
@@ -104,7 +108,7 @@ def test_flores_is_line_aligned_and_quarantines_partial_rows(toy_lake):
 def test_flores_misaligned_files_are_an_error(tmp_path):
     (tmp_path / "eng_Latn.devtest").write_text("a\nb\n")
     (tmp_path / "fra_Latn.devtest").write_text("a\n")
-    with pytest.raises(SourceError, match="not line-aligned"):
+    with pytest.raises(SourceError, match="not line-aligned"):  # at once, before any row is read
         read_flores(str(tmp_path), "devtest", ("fra_Latn",))
 
 

@@ -139,7 +139,7 @@ def download_captions(
         if rec["status"] == "success":
             result.keep({"key": rec["key"], "url": url, "caption": rec["caption"], "sha256": rec.get("sha256")})
         else:
-            result.reject(Path(url_list).name, rec["key"], f"{_failure_kind(error)}: {error}", url)
+            result.reject(Path(url_list).name, rec["key"], f"{_failure_kind(error)}: {error}", url, row_kind="key")
 
     # publish: the finished staging folder replaces images/ in one rename
     final = out / "images"

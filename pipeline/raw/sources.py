@@ -11,7 +11,7 @@ from typing import Any, Callable, Literal
 
 from pipeline.config import Profile
 from pipeline.lake import Lake
-from pipeline.raw.accounting import ReadResult
+from pipeline.raw.accounting import Stream
 from pipeline.raw.conversations import read_conversations
 from pipeline.raw.flores import read_flores
 from pipeline.raw.mmmu import read_mmmu
@@ -19,7 +19,9 @@ from pipeline.raw.wit import read_wit
 from pipeline.raw.xstorycloze import read_xstorycloze
 
 Row = dict[str, Any]
-Reader = Callable[[Any, Profile, Lake], ReadResult]  # (the source's settings, profile, lake)
+# (the source's settings, profile, lake) -> the stream of kept rows and quarantined records, in input
+# order (see pipeline.raw.accounting); checks that stop the whole source happen when it is called
+Reader = Callable[[Any, Profile, Lake], Stream]
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,9 @@ class SourceSpec:
 
 
 def _conversations(name: str) -> Reader:
-    def read(src, profile: Profile, lake: Lake) -> ReadResult:
+    def read(src, profile: Profile, lake: Lake) -> Stream:
         root = lake.expand(src.image_root) if src.image_root else None
-        return read_conversations(lake.expand(src.path), name, root)
+        return read_conversations(lake.expand(src.path), name, root, limits=profile.raw_limits)
     return read
 
 
@@ -59,13 +61,14 @@ SOURCES: dict[str, SourceSpec] = {s.name: s for s in (
                "documents", _by_id, _conversations("cambrian")),
     SourceSpec("wit", "WIT image-caption rows in the profile's languages (filtered by NLLB-CLIP later)",
                "table", lambda r: r["image_url"] + "\0" + r["lang"] + "\0" + r["caption"],
-               lambda src, p, lake: read_wit(lake.expand(src.path), p.languages)),
+               lambda src, p, lake: read_wit(lake.expand(src.path), p.languages, p.raw_limits)),
     SourceSpec("flores", "Flores-200 parallel sentences, eleven languages (MText)", "table", _by_id,
-               lambda src, p, lake: read_flores(lake.expand(src.folder), src.split, p.languages)),
+               lambda src, p, lake: read_flores(lake.expand(src.folder), src.split, p.languages, p.raw_limits)),
     SourceSpec("xstorycloze", "XStoryCloze stories in the profile's languages (MText)", "table",
-               lambda r: f"{r['lang']}/{r['story_id']}", lambda src, p, lake: read_xstorycloze(lake.expand(src.path))),
+               lambda r: f"{r['lang']}/{r['story_id']}",
+               lambda src, p, lake: read_xstorycloze(lake.expand(src.path), p.raw_limits)),
     SourceSpec("mmmu", "MMMU multiple-choice and open questions (evaluation)", "table", _by_id,
-               lambda src, p, lake: read_mmmu(lake.expand(src.path))),
+               lambda src, p, lake: read_mmmu(lake.expand(src.path), p.raw_limits)),
 )}
 ALL_SOURCES = tuple(SOURCES)
 
