@@ -9,7 +9,6 @@ and `load_dataset("arrow", data_files=[...])` open them too (without the verific
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from typing import Any, Iterator
@@ -83,7 +82,7 @@ def iter_tables(folder: str | os.PathLike, columns: list[str] | None = None) -> 
     for entry in read_manifest(folder).files:
         data = _checked_bytes(folder, entry)
         try:
-            table = pa.ipc.open_stream(io.BytesIO(data)).read_all()
+            table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
         except pa.ArrowInvalid as e:
             raise ShardCorruptError(f"corrupt shard file {folder / entry.path}: not an Arrow stream ({e})") from None
         if not table.schema.equals(SCHEMA, check_metadata=False):
