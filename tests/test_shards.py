@@ -291,6 +291,18 @@ def test_translated_image_rows_carry_their_image(lake_env):
     assert {k: v["image"] for k, v in out.items()} == {str(r["id"]): Path(root, r["image"]).read_bytes() for r in rows}
 
 
+def test_a_row_whose_image_vanished_is_quarantined_when_written(lake_env):
+    profile, lake = lake_env
+    rows = [r for r in read_rows(lake.raw("cambrian")) if "image" in r][:3]
+    rows[2] = {**rows[2], "image": "coco/train2017/gone.jpg"}
+    _translated_partition(lake, "cambrian_image", "urd_Arab", [{**r, "lang": "urd_Arab"} for r in rows])
+    one = profile.model_copy(update={"translation": profile.translation.model_copy(update={"chunks": {}})})
+    result = build_shards("ci_m", one, lake, "urd_Arab", log=lambda m: None)
+    assert result.stats.rows_kept == 2 and result.stats.rows_quarantined == 1 and result.stats.accounted
+    assert result.stats.reasons == {"image missing when written": 1}
+    assert sorted(_ids(result.path)) == sorted(str(r["id"]) for r in rows[:2])
+
+
 def test_stage1_captions_from_webdataset_tars(tmp_path):
     profile = small_profile(str(tmp_path))
     lake = Lake.at(tmp_path)

@@ -21,9 +21,8 @@ from pipeline.config import Profile
 from pipeline.lake import FileEntry, Lake, Manifest, build_manifest, sha256_file, write_text_atomic
 from pipeline.shards.mixture import mixture_problems, resolve_stages
 from pipeline.shards.sets import LoadContext, ShardSetSpec, shard_set
-from pipeline.shards.writer import MANIFEST, Example, write_shard_set
+from pipeline.shards.writer import MANIFEST, Example, rmtree, write_shard_set
 from pipeline.stats import StepResult, StepStats
-from pipeline.shards.writer import _rmtree
 
 Log = Callable[[str], None]
 SAMPLE_ROWS = 5
@@ -87,6 +86,7 @@ def build_shards(name: str, profile: Profile, lake: Lake, lang: str | None = Non
         if lang is not None and set(by_lang) != {lang}:
             raise ValueError(f"shard set {name} partition {lang}: rows in other languages {sorted(set(by_lang) - {lang})}")
         manifests: dict[str, Manifest] = {}
+        skipped: dict[str, str] = {}  # example id -> why its image could not be read
         for code, exs in sorted(by_lang.items()):
             folder = shard_folder(lake, name, code, chunk, n_chunks)
             extra = {"dataset": name, "lang": code, "chunk": chunk, "n_chunks": n_chunks,
@@ -94,9 +94,7 @@ def build_shards(name: str, profile: Profile, lake: Lake, lang: str | None = Non
                      "settings": settings.model_dump(mode="json")}
             report = write_shard_set(folder, exs, target_bytes=settings.target_bytes, batch_rows=settings.batch_rows,
                                      seed=settings.seed, extra=extra, after_file=after_file)
-            for _, reason in report.skipped:
-                stats.rows_quarantined += 1
-                stats.reasons[reason.split(":")[0] + " at write time"] += 1
+            skipped.update(report.skipped)
             stats.items += report.rows
             manifests[code] = report.manifest
             log(f"shards/{name}/{code}: {report.rows} examples in {len(report.manifest.files)} file(s), "
@@ -105,9 +103,17 @@ def build_shards(name: str, profile: Profile, lake: Lake, lang: str | None = Non
             root = lake.path("shards", name)
             for p in root.iterdir() if root.exists() else []:
                 if p.is_dir() and p.name not in by_lang:
-                    _rmtree(p)
+                    rmtree(p)
                     log(f"shards/{name}/{p.name}: removed (no rows in that language any more)")
-    stats.rows_kept = stats.rows_in - stats.rows_dropped - stats.rows_quarantined
+    # an input row is kept when at least one of its examples was written (a Flores row gives 110)
+    origins: dict[str, list[str]] = defaultdict(list)
+    for ex in examples:
+        origins[ex.origin or ex.id].append(ex.id)
+    lost = [o for o, ids in origins.items() if all(i in skipped for i in ids)]
+    for o in lost:
+        stats.rows_quarantined += 1
+        stats.reasons[skipped[origins[o][0]].split(":")[0] + " when written"] += 1
+    stats.rows_kept = len(origins) - len(lost)
     stats.add(examples=stats.items, languages=len(manifests), shard_files=sum(len(m.files) for m in manifests.values()),
               shard_bytes=sum(m.total_bytes for m in manifests.values()))
     stats.sample = _sample(examples)

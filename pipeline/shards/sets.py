@@ -62,12 +62,13 @@ class ShardSetSpec:
 
     def input_folders(self, ctx: LoadContext) -> dict[str, UPath]:
         """The folders whose manifests are this set's inputs (their digests are its input data version)."""
-        if self.partitioning == "translated":
+        raw = {f"raw/{s}": ctx.lake.raw(s) for s in self.deps if not s.startswith("translated_") and s != "wit_filtered"}
+        if self.partitioning == "translated":  # + the raw sources its images come from (captions: the tars)
             return {f"translated/{self.translated}/{ctx.lang}":
-                    partition_folder(ctx.lake, self.translated, ctx.lang, ctx.chunk, ctx.n_chunks)}
+                    partition_folder(ctx.lake, self.translated, ctx.lang, ctx.chunk, ctx.n_chunks), **raw}
         if self.partitioning == "language":
             return {f"wit/{ctx.lang}": ctx.lake.path("wit", ctx.lang)}
-        return {f"raw/{s}": ctx.lake.raw(s) for s in self.deps}
+        return raw
 
 
 # --- inputs -------------------------------------------------------------------------------------------
@@ -252,7 +253,8 @@ def _flores(ctx: LoadContext) -> list[Example]:
     out = []
     for r in rows:
         for src, tgt, conv in templates.flores_pairs(r, flores_languages(r)):
-            out.append(Example(f"flores/{r['id']}/{src}-{tgt}", "flores", "flores", tgt, conv))
+            out.append(Example(f"flores/{r['id']}/{src}-{tgt}", "flores", "flores", tgt, conv,
+                               origin=f"flores/{r['id']}"))
     return out
 
 

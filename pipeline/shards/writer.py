@@ -113,6 +113,7 @@ class Example:
     conversations: list[dict[str, str]]
     image: ImageRef | None = None
     caption: str | None = None
+    origin: str | None = None  # the input row it comes from, when one row gives several examples (Flores)
 
     def row(self, image: bytes | None) -> dict[str, Any]:
         return {"id": self.id, "dataset": self.dataset, "source": self.source, "lang": self.lang,
@@ -135,7 +136,8 @@ def _is_local(p: UPath) -> bool:
     return getattr(p, "protocol", "") in ("", "file", "local")
 
 
-def _rmtree(p: UPath) -> None:
+def rmtree(p: UPath) -> None:
+    """Remove a folder (local or object store); nothing if it is not there."""
     if _is_local(p):
         shutil.rmtree(p.path, ignore_errors=True)
     elif p.exists():
@@ -156,7 +158,7 @@ def sweep(folder: UPath) -> list[str]:
         return removed
     for p in folder.iterdir():
         if p.name.startswith(STAGING_PREFIX) or (p.name.startswith(f".{MANIFEST}.") and p.name.endswith(".tmp")):
-            _rmtree(p) if p.is_dir() else p.unlink()
+            rmtree(p) if p.is_dir() else p.unlink()
             removed.append(p.name)
     return removed
 
@@ -239,12 +241,12 @@ def write_shard_set(folder: str | os.PathLike, examples: list[Example], *, targe
         data_dir = f"{DATA_PREFIX}{_digest(hashes.items())[:16]}"
         final = folder / data_dir
         if final.exists() and all((final / n).exists() and sha256_file(final / n) == h for n, h in hashes.items()):
-            _rmtree(staging)  # a killed run already published these very files
+            rmtree(staging)  # a killed run already published these very files
         else:
-            _rmtree(final)
+            rmtree(final)
             _rename(staging, final)
     except BaseException:
-        _rmtree(staging)
+        rmtree(staging)
         raise
     entries = [FileEntry(path=f"{data_dir}/{name}", rows=rows, bytes=(final / name).stat().st_size, sha256=hashes[name])
                for name, rows in files.items()]
@@ -253,5 +255,5 @@ def write_shard_set(folder: str | os.PathLike, examples: list[Example], *, targe
     write_text_atomic(folder / MANIFEST, manifest.to_json())  # the publication
     for p in folder.iterdir():  # older versions, now unreferenced
         if p.name.startswith(DATA_PREFIX) and p.name != data_dir:
-            _rmtree(p)
+            rmtree(p)
     return WriteReport(manifest, sum(files.values()), skipped)
