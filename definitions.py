@@ -14,8 +14,9 @@ from resources import LakeResource, TranslatorResource
 
 def make_definitions(profile: Profile, lake_root: str | None = None) -> dg.Definitions:
     jobs = translation_jobs(profile)
+    assets = [*raw_assets(profile), *model_assets(profile), *translation_assets(profile)]
     return dg.Definitions(
-        assets=[*raw_assets(profile), *model_assets(profile), *translation_assets(profile), *shard_assets(profile)],
+        assets=[*assets, *shard_assets(profile, assets)],
         jobs=jobs,
         schedules=retranslation_schedules(profile),
         sensors=[raw_data_sensor(profile, jobs)],

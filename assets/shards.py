@@ -3,13 +3,17 @@
 One asset per shard set (`shards_<set>`), partitioned like its input, so a change in one translated
 partition rewrites only the shards that hold it: sets of a translated dataset have its partitions (a
 language, or `chunk|lang`), WIT has one per language (like `wit_filtered`), and sets read from raw sources
-are unpartitioned (they write one shard set per language their source has). Every materialisation checks
+are unpartitioned (they write one shard set per language their source has). `shards_wit` exists only once
+the code location has a `wit_filtered` asset (a logged message says so until then), and skips, with a
+warning, a language whose `wit/<lang>/kept.parquet` is not written yet. Every materialisation checks
 its files against the manifest (`verified`). `stage_mixtures` resolves the profile's stage mixtures
 against the shard sets; its `mixtures` check fails, naming them, while a stage names a dataset with no
 shards (or missing partitions); it does not block (the trainer calls `check_mixture` and stops there).
 """
 
+import logging
 import warnings
+from collections.abc import Sequence
 
 import dagster as dg
 from upath import UPath
@@ -95,7 +99,8 @@ def shard_asset(name: str, profile: Profile) -> dg.AssetsDefinition:
     return _shards
 
 
-def mixtures_asset(profile: Profile, shard_keys: list[str]) -> dg.AssetsDefinition:
+def mixtures_asset(profile: Profile, shard_keys: list[str], undefined: dict[str, str] | None = None
+                   ) -> dg.AssetsDefinition:
     @dg.asset(name=MIXTURES, group_name=GROUP, deps=shard_keys, code_version="1", kinds={"json"},
               # not blocking: a stage naming a set that is not there yet (WIT before wit_filtered exists)
               # must not fail the run that resolves the others; the trainer calls check_mixture itself
@@ -106,19 +111,34 @@ def mixtures_asset(profile: Profile, shard_keys: list[str]) -> dg.AssetsDefiniti
                           "the shard sets (rows, data versions, sampling probabilities)")
     def stage_mixtures(context: dg.AssetExecutionContext, lake: LakeResource):
         mixed = resolve_mixtures(profile, lake.get(), log=context.log.info)
-        yield materialize_result(mixed.result, stages=sorted(profile.stages), problems=mixed.problems)
+        named = {d for m in profile.stages.values() for d in m.datasets}
+        why = [reason for d, reason in (undefined or {}).items() if d in named]  # why those sets have no shards
+        yield materialize_result(mixed.result, stages=sorted(profile.stages), problems=mixed.problems + why)
         yield dg.AssetCheckResult(check_name="mixtures", asset_key=MIXTURES, passed=not mixed.problems,
-                                  metadata=stats_metadata({"problems": mixed.problems,
+                                  metadata=stats_metadata({"problems": mixed.problems + why,
                                                            "stages": len(profile.stages)}))
 
     return stage_mixtures
 
 
-def shard_assets(profile: Profile) -> list[dg.AssetsDefinition]:
-    """A shards asset per set whose input the profile produces (a translated set needs its dataset among
-    `translation.datasets`), and the stage mixtures over them."""
-    names = [n for n, s in SHARD_SETS.items()
-             if s.partitioning != "translated" or s.translated in profile.translation.datasets]
+def shard_assets(profile: Profile, defined: Sequence[dg.AssetsDefinition] | None = None) -> list[dg.AssetsDefinition]:
+    """A shards asset per set whose input exists, and the stage mixtures over them.
+
+    A translated set needs its dataset among the profile's `translation.datasets`. Given the other assets of
+    the code location (`defined`), a set whose upstream asset is not among them is left out with a logged
+    message (WIT, until the `wit_filtered` asset exists), and the mixtures check says why it has no shards."""
+    known = None if defined is None else {k.to_user_string() for a in defined for k in a.keys}
+    names, undefined = [], {}
+    for name, spec in SHARD_SETS.items():
+        if spec.partitioning == "translated" and spec.translated not in profile.translation.datasets:
+            undefined[name] = f"{asset_name(name)} is not defined: profile {profile.name} does not translate {spec.translated}"
+            continue
+        missing = [d for d in spec.deps if known is not None and d not in known]
+        if missing:
+            undefined[name] = f"{asset_name(name)} is not defined: its upstream asset {missing} does not exist yet"
+            logging.getLogger(__name__).warning(undefined[name])
+            continue
+        names.append(name)
     assets = [shard_asset(n, profile) for n in names]
-    return assets + [mixtures_asset(profile, [asset_name(n) for n in names])]
+    return assets + [mixtures_asset(profile, [asset_name(n) for n in names], undefined)]
 

@@ -482,13 +482,38 @@ def test_shard_assets_materialise_per_partition_and_rerun_identically(dagster_en
     assert doc["stages"]["stage3"]["flores"]["rows"] == mats["shards_flores"].metadata["examples"].value
 
 
-def test_wit_shards_skip_until_wit_filtered_has_rows(dagster_env):
-    _, _, job, instance, root = dagster_env
-    result = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey("shards_wit")],
-                                    partition_key="arb_Arab")
-    assert result.success and not result.get_asset_materialization_events()
-    write_parquet(str(root / "wit" / "arb_Arab" / "kept.parquet"),
-                  [{"id": "w1", "lang": "arb_Arab", "caption": "دائرة حمراء", "page_title": "دائرة",
-                    "image_url": "https://x/1.jpg", "score": 0.3, "image": jpeg(1)}])
-    mats, _ = _run(job, instance, ["shards_wit"], "arb_Arab")
+def test_wit_shards_wait_for_wit_filtered(dagster_env):
+    """Without a `wit_filtered` asset there is no `shards_wit` and the mixtures check says why; with one, a
+    language it has not written yet is skipped (no materialisation), then built from its kept rows."""
+    from assets.shards import shard_assets
+    from resources import LakeResource
+
+    profile, defs, _, _, root = dagster_env
+    assert dg.AssetKey("shards_wit") not in defs.resolve_asset_graph().get_all_asset_keys()
+    staged = profile.model_copy(update={"stages": {"stage3": config.StageMixture(datasets={"wit": 1})}})
+    lake_resource = LakeResource(root=str(root))
+    result = dg.materialize([a for a in shard_assets(staged, []) if a.key.to_user_string() == "stage_mixtures"],
+                            resources={"lake": lake_resource}, instance=dg.DagsterInstance.ephemeral())
+    check = result.get_asset_check_evaluations()[0]
+    assert not check.passed
+    assert any("shards_wit is not defined" in p and "wit_filtered" in p for p in check.metadata["problems"].data)
+
+    langs = dg.StaticPartitionsDefinition(list(profile.languages))
+
+    @dg.asset(name="wit_filtered", partitions_def=langs)
+    def wit_filtered(context):  # a stand-in writing what the real one will
+        write_parquet(str(root / "wit" / context.partition_key / "kept.parquet"),
+                      [{"id": "w1", "lang": context.partition_key, "caption": "دائرة حمراء", "page_title": "دائرة",
+                        "image_url": "https://x/1.jpg", "score": 0.3, "image": jpeg(1)}])
+
+    wit = next(a for a in shard_assets(profile, [wit_filtered]) if a.key.to_user_string() == "shards_wit")
+    instance = dg.DagsterInstance.ephemeral()
+    skipped = dg.materialize([wit], partition_key="urd_Arab", resources={"lake": lake_resource}, instance=instance,
+                             selection=[wit])
+    assert skipped.success and not skipped.get_asset_materialization_events()
+    built = dg.materialize([wit_filtered, wit], partition_key="arb_Arab", resources={"lake": lake_resource},
+                           instance=instance)
+    mats = {e.materialization.asset_key.to_user_string(): e.materialization
+            for e in built.get_asset_materialization_events()}
     assert mats["shards_wit"].metadata["examples"].value == 1
+    assert [r["id"] for r in read_shard_set(shard_folder(Lake.at(root), "wit", "arb_Arab"))] == ["wit/w1"]
