@@ -517,3 +517,22 @@ def test_wit_shards_wait_for_wit_filtered(dagster_env):
             for e in built.get_asset_materialization_events()}
     assert mats["shards_wit"].metadata["examples"].value == 1
     assert [r["id"] for r in read_shard_set(shard_folder(Lake.at(root), "wit", "arb_Arab"))] == ["wit/w1"]
+
+
+def test_the_command_line_builds_a_set_and_checks_the_mixtures(lake_env, tmp_path, monkeypatch, capsys):
+    from pipeline.shards.__main__ import main
+
+    _, lake = lake_env
+    data = yaml.safe_load((ROOT / "configs" / "toy.yaml").read_text())
+    data.update(lake_root=str(lake.root.path), stages={"stage3": {"datasets": {"xstorycloze": 1, "ct_m": 1}}})
+    path = tmp_path / "profile.yaml"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("MMG4_CONFIG", str(path))
+    assert main(["build", "--set", "xstorycloze", "--quiet"]) == 0
+    line = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert line["set"] == "xstorycloze" and line["examples"] == len(read_rows(lake.raw("xstorycloze")))
+    assert main(["check"]) == 1
+    err = capsys.readouterr().err
+    assert "stage3: ct_m" in err and "xstorycloze" not in err
+    with pytest.raises(SystemExit):
+        main(["build", "--set", "ct_m"])  # a partitioned set needs --lang
