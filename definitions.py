@@ -6,6 +6,7 @@ import dagster as dg
 from assets.automation import raw_data_sensor, retranslation_schedules, translation_jobs
 from assets.models import model_assets
 from assets.raw import raw_assets
+from assets.shards import shard_assets
 from assets.translation import translation_assets
 from pipeline.config import Profile, load_profile
 from resources import LakeResource, TranslatorResource
@@ -13,8 +14,9 @@ from resources import LakeResource, TranslatorResource
 
 def make_definitions(profile: Profile, lake_root: str | None = None) -> dg.Definitions:
     jobs = translation_jobs(profile)
+    assets = [*raw_assets(profile), *model_assets(profile), *translation_assets(profile)]
     return dg.Definitions(
-        assets=[*raw_assets(profile), *model_assets(profile), *translation_assets(profile)],
+        assets=[*assets, *shard_assets(profile, assets)],
         jobs=jobs,
         schedules=retranslation_schedules(profile),
         sensors=[raw_data_sensor(profile, jobs)],

@@ -3,6 +3,10 @@
 A profile is data. `load_profile()` reads the YAML named by MMG4_CONFIG (default `configs/toy.yaml`),
 validates it, and fails with a message that names the offending key or path. Switching profile never
 changes code: the toy and paper profiles go through the same readers, downloaders and models.
+
+Why one file of ~460 lines: every section of a profile is a small class here, side by side, so one
+place answers "what may a profile say"; the rest is loading, overlays (`load_overlay`, the Table 2
+ablations) and `python -m pipeline.config check` (every missing input path at once).
 """
 from __future__ import annotations
 
@@ -214,6 +218,51 @@ class RawLimits(_Strict):
     max_row_bytes: int = Field(16 << 20, ge=1024)
 
 
+# --- training shards and stage mixtures -------------------------------------------------------------
+
+# the shard sets `pipeline.shards.sets.SHARD_SETS` defines (a test keeps the two in step): English and
+# native sets by their source's name, translated ones with `_m` (the paper's "CI M", "CT M"; LAVAM)
+SHARD_SETS = ("cc_sbu", "laion", "captions_m", "llava_instruct", "lavam", "palo", "ci", "ci_m", "ct", "ct_m",
+              "flores", "xstorycloze", "wit")
+STAGES = ("stage1", "stage2", "stage3")
+
+
+class ShardSettings(_Strict):
+    """Arrow training shards (`pipeline.shards`): file size, order and what goes in."""
+
+    target_bytes: int = Field(64 << 20, ge=1 << 10)  # a shard file is closed once it reaches this size
+    batch_rows: int = Field(256, ge=1)  # rows per Arrow record batch (a file holds whole batches)
+    seed: int = 0  # rows are stored in an order seeded by this and the row id: byte-identical re-runs
+    include_suspect: bool = False  # keep translated rows marked `translation_suspect` (default: dropped)
+    # MiniGPT's stage-1 caption clean-up: lowercase (cased scripts only) and cut to this many whitespace
+    # words; languages written without spaces (Chinese, Japanese) are cut to a character budget instead
+    caption_max_words: int = Field(50, ge=1)
+    lowercase_captions: bool = True
+
+
+class StageMixture(_Strict):
+    """The shard sets one training stage samples from, with their sampling weights: each batch comes from
+    ONE set, chosen with probability weight / sum of weights (MiniGPT's `sample_ratio`)."""
+
+    datasets: dict[str, float]
+
+    @field_validator("datasets")
+    @classmethod
+    def _known_positive(cls, datasets: dict[str, float]) -> dict[str, float]:
+        if not datasets:
+            raise ValueError("a stage needs at least one shard set")
+        problems = []
+        unknown = [n for n in datasets if n not in SHARD_SETS]
+        if unknown:
+            problems.append(f"unknown shard set(s) {unknown}; valid: {list(SHARD_SETS)}")
+        bad = {n: w for n, w in datasets.items() if not 0 < w < float("inf")}
+        if bad:
+            problems.append(f"sampling weights must be finite and > 0, got {bad}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return datasets
+
+
 class Profile(_Strict):
     name: str
     lake_root: str  # local folder (relative to the repo) or an fsspec URL (s3://bucket/prefix)
@@ -223,6 +272,8 @@ class Profile(_Strict):
     raw_limits: RawLimits = RawLimits()
     translation: TranslationSettings = TranslationSettings()
     toy_world: ToyWorld | None = None  # present only in the toy profile
+    shards: ShardSettings = ShardSettings()
+    stages: dict[Literal[STAGES], StageMixture] = {}  # stage -> its shard sets and weights
 
     @field_validator("languages")
     @classmethod
@@ -367,6 +418,48 @@ def main(argv: list[str] | None = None) -> int:
     print(f"profile {where}: valid, every source path found")
     return 0
 
+
+
+
+# --- overlays: a profile changed by a few keys (configs/ablations/: the rows of the paper's Table 2) ----
+
+def deep_merge(base: dict, overlay: dict) -> dict:
+    """`overlay` merged into `base`, mapping by mapping; a `null` in the overlay removes the key."""
+    out = dict(base)
+    for key, value in overlay.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_overlay(overlay: str | os.PathLike, base: Profile | str | os.PathLike | None = None) -> Profile:
+    """A profile overlay (e.g. `configs/ablations/table2_row2_ci.yaml`) merged onto `base` (a Profile, a
+    profile file, or the active profile) and validated like a profile. Unless it sets `name`, the result is
+    named `<base name>+<overlay file stem>`."""
+    path = profile_path(overlay)
+    if not path.is_file():
+        raise ConfigError(f"overlay file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"overlay {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"overlay {path} must be a mapping of profile keys, got {type(data).__name__}")
+    base_profile = base if isinstance(base, Profile) else load_profile(base)
+    merged = deep_merge(base_profile.model_dump(mode="json"), data)
+    merged.setdefault("name", base_profile.name)
+    if "name" not in data:
+        merged["name"] = f"{base_profile.name}+{path.stem}"
+    try:
+        return Profile.model_validate(merged)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, path).replace(f"invalid profile {path}",
+                                                          f"invalid overlay {path} (on profile {base_profile.name})", 1)
+                          ) from None
 
 if __name__ == "__main__":
     raise SystemExit(main())
