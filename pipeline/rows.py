@@ -35,7 +35,7 @@ Row = dict[str, Any]
 BUCKET = "_bucket"
 JSON_COLUMN = "_json"
 ROW_GROUP_ROWS = 8192
-MEMORY_ROWS = 50_000  # a source with fewer rows is sorted in memory; a larger one is spilled to disk
+MEMORY_ROWS = ROW_GROUP_ROWS  # a source up to one row group is sorted in memory; a larger one is spilled to disk
 SPILL_PARTS = 64  # bucket ranges of the spill: memory holds about 1/64 of a large source at a time
 SPILL_BATCH = 4096
 _SPACE = 1 << 32
@@ -123,6 +123,8 @@ def write_parquet(path: str | os.PathLike, rows: Iterable[Row], *, row_id: Calla
             pq.write_table(table, f, row_group_size=ROW_GROUP_ROWS, compression="zstd")
         return len(head)
     n = 0
+    rest = chain(head, it)
+    del head  # `rest` holds it until its rows are consumed, and not a moment longer
     local = UPath(path)
     spill_dir = os.path.dirname(local.path) if getattr(local, "protocol", "") in ("", "file", "local") else None
     if spill_dir:
@@ -130,21 +132,20 @@ def write_parquet(path: str | os.PathLike, rows: Iterable[Row], *, row_id: Calla
     with tempfile.TemporaryDirectory(prefix=".rows-spill-", dir=spill_dir) as tmp:  # beside the output: room
         parts: list[str] = []
         if row_id is None:  # input order: each batch is a part
-            for batch in _batches(chain(head, it), memory_rows):
+            for batch in _batches(rest, memory_rows):
                 parts.append(os.path.join(tmp, f"{len(parts):06d}.parquet"))
                 pq.write_table(_table(batch, None, documents), parts[-1])
                 n += len(batch)
         else:
             spills = [open(os.path.join(tmp, f"{k:03d}.pkl"), "wb") for k in range(SPILL_PARTS)]
             try:
-                for batch in _batches(chain(head, it), SPILL_BATCH):
+                for batch in _batches(rest, SPILL_BATCH):
                     groups: dict[int, list[Row]] = {}
                     for r in batch:
                         groups.setdefault(bucket_of(row_id(r)) * SPILL_PARTS >> 32, []).append(r)
                     for k, group in groups.items():
                         pickle.dump(group, spills[k], protocol=pickle.HIGHEST_PROTOCOL)
                     n += len(batch)
-                head = []
             finally:
                 for s in spills:
                     s.close()
