@@ -73,7 +73,7 @@ def train_toy_eva(out_dir: str | Path, vision: VisionSettings = TOY_VISION,
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step(); sched.step(); opt.zero_grad()
-        first = float(loss) if first is None else first
+        first = float(loss.detach()) if first is None else first
         last = float(loss)
         if (step + 1) % 100 == 0:
             log(f"toy eva step {step + 1}/{settings.steps} loss {last:.3f}")

@@ -144,7 +144,7 @@ def train_toy_llama(out_dir: str | Path, settings: ToyLlamaSettings = ToyLlamaSe
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step(); sched.step(); opt.zero_grad()
-        first = float(loss) if first is None else first
+        first = float(loss.detach()) if first is None else first
         last = float(loss)
         if (step + 1) % 100 == 0:
             log(f"toy llama step {step + 1}/{settings.steps} loss {last:.3f}")
