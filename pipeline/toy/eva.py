@@ -74,7 +74,7 @@ def train_toy_eva(out_dir: str | Path, vision: VisionSettings = TOY_VISION,
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step(); sched.step(); opt.zero_grad()
         first = float(loss.detach()) if first is None else first
-        last = float(loss)
+        last = float(loss.detach())
         if (step + 1) % 100 == 0:
             log(f"toy eva step {step + 1}/{settings.steps} loss {last:.3f}")
     model.eval()

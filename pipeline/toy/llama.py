@@ -145,7 +145,7 @@ def train_toy_llama(out_dir: str | Path, settings: ToyLlamaSettings = ToyLlamaSe
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step(); sched.step(); opt.zero_grad()
         first = float(loss.detach()) if first is None else first
-        last = float(loss)
+        last = float(loss.detach())
         if (step + 1) % 100 == 0:
             log(f"toy llama step {step + 1}/{settings.steps} loss {last:.3f}")
     model.save_pretrained(out)

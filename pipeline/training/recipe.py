@@ -73,8 +73,10 @@ def deepspeed_config(path: str | Path, stage: StageSettings, bf16: bool) -> dict
 
     try:
         DeepSpeedZeroConfig(**zero)
-    except Exception as err:  # pydantic: names the bad key
-        raise ConfigError(f"{path}: zero_optimization: {err}") from None
+    except Exception as err:  # pydantic: name each bad key on one line
+        errors = getattr(err, "errors", lambda: [])()
+        detail = "; ".join(f"zero_optimization.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors) or str(err)
+        raise ConfigError(f"{path}: {detail}") from None
     cfg.update(train_micro_batch_size_per_gpu=stage.batch_size, gradient_accumulation_steps=stage.accumulation,
                gradient_clipping=stage.grad_clip, bf16={"enabled": bf16}, fp16={"enabled": False})
     cfg.setdefault("zero_allow_untested_optimizer", True)
