@@ -294,5 +294,49 @@ def train_stage(settings: ModelSettings, stage_no: int, datasets: Mapping[str, R
     return StepResult(str(final), manifest, stats)
 
 
-__all__ = ["train_stage", "deepspeed_config", "init_distributed", "lr_lambda", "param_groups",
+__all__ = ["train_stage", "main", "stage_datasets", "deepspeed_config", "init_distributed", "lr_lambda", "param_groups",
            "latest_checkpoint", "CheckpointMismatch", "MiniGPT", "WEIGHTS_FILE", "FINAL_DIR", "CKPT_DIR"]
+
+
+# ---------------------------------------------------------------------------- CLI
+def stage_datasets(lake_root: str, mixture: Mapping[str, float]) -> dict[str, RowSource]:
+    """The stage's datasets from the Arrow shards (`pipeline.shards.read_shard_set`, lake/shards/<dataset>)."""
+    try:
+        from pipeline.shards import read_shard_set  # type: ignore[attr-defined]
+    except ImportError:
+        raise ConfigError("the Arrow shard reader (pipeline.shards.read_shard_set) is not available in this "
+                          "checkout: build the shards step first, or call train_stage() with datasets") from None
+    return {name: read_shard_set(str(Path(lake_root) / "shards" / name)) for name in mixture}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from pipeline.config import load_profile
+
+    ap = argparse.ArgumentParser(description="Train one stage of the active profile (MMG4_CONFIG).")
+    ap.add_argument("--stage", type=int, required=True)
+    ap.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints of this stage")
+    ap.add_argument("--max-steps", type=int, default=None)
+    ap.add_argument("--init-weights", default=None,
+                    help="trainable weights to start from (default: stage N-1's final weights, if N > 1)")
+    a = ap.parse_args(argv)
+    try:
+        profile = load_profile()
+        root = profile.lake_root if "://" in profile.lake_root else str(REPO_ROOT / profile.lake_root)
+        settings = profile.model
+        if a.stage not in settings.stages:
+            raise ConfigError(f"model.stages: no stage {a.stage}; the profile defines {sorted(settings.stages)}")
+        init = a.init_weights
+        if init is None and a.stage > 1:
+            init = Path(root) / "training" / f"stage{a.stage - 1}" / FINAL_DIR / WEIGHTS_FILE
+            if not init.is_file():
+                raise ConfigError(f"stage {a.stage} starts from stage {a.stage - 1}'s weights: {init} is missing")
+        datasets = stage_datasets(root, settings.stages[a.stage].mixture)
+        result = train_stage(settings, a.stage, datasets, Path(root) / "training" / f"stage{a.stage}",
+                             init_weights=init, resume=not a.no_resume, max_steps=a.max_steps)
+    except (ConfigError, CheckpointMismatch, ValueError) as err:
+        print(f"error: {err}")
+        return 2
+    print(json.dumps(result.stats.to_dict(), indent=1))
+    return 0
