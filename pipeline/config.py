@@ -262,6 +262,115 @@ class StageMixture(_Strict):
             raise ValueError("; ".join(problems))
         return datasets
 
+# ---------------------------------------------------------------------------
+# The vision-language model and its training stages (pipeline.model, pipeline.training)
+# ---------------------------------------------------------------------------
+
+
+class EvaArch(_Strict):
+    """A timm `Eva` architecture registered under `VisionSettings.model` (the toy EVA); None: open_clip's own."""
+
+    patch_size: int = Field(16, ge=2)
+    embed_dim: int = Field(64, ge=8)
+    depth: int = Field(3, ge=2)  # MiniGPT drops the last block: at least one is used
+    num_heads: int = Field(4, ge=1)
+    mlp_ratio: float = Field(2.0, gt=0)
+    embed_dim_out: int = Field(64, ge=8)  # the CLIP embedding (only the toy CLIP pretraining uses it)
+    text_width: int = Field(64, ge=8)  # the CLIP text tower (only the toy CLIP pretraining uses it)
+    text_layers: int = Field(2, ge=1)
+
+
+class VisionSettings(_Strict):
+    model: str = "EVA01-g-14"  # open_clip model name
+    pretrained: str | None = "laion400m_s11b_b41k"  # open_clip tag, or a checkpoint file (the toy EVA's)
+    arch: EvaArch | None = None  # set: register this timm Eva as open_clip model `model` (toy)
+    image_size: int = Field(224, ge=16)
+    drop_last_blocks: int = Field(1, ge=0)  # MiniGPT-v2 uses 39 of EVA-g's 40 blocks
+    merge_tokens: int = Field(4, ge=1)  # consecutive patch tokens concatenated before the projection
+
+
+class LoraSettings(_Strict):
+    r: int = Field(64, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+
+
+class ToyEvaSettings(_Strict):
+    """CLIP-style pretraining of the toy EVA on toy images and English captions (pipeline.toy.eva)."""
+
+    seed: int = 0
+    scenes: int = Field(400, ge=8)
+    steps: int = Field(300, ge=1)
+    batch_size: int = Field(32, ge=2)
+    lr: float = Field(2e-3, gt=0)
+    warmup_steps: int = Field(30, ge=0)
+    threads: int = Field(1, ge=1)
+
+
+class ToyLlamaSettings(_Strict):
+    """The toy Llama: byte-level BPE on toy text in all eleven languages, then a short pretraining."""
+
+    seed: int = 0
+    vocab_size: int = Field(2000, ge=300)  # BPE pieces; the 256 Llama-3 special tokens come on top
+    hidden_size: int = Field(64, ge=8)
+    intermediate_size: int = Field(176, ge=8)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(4, ge=1)
+    num_kv_heads: int = Field(2, ge=1)
+    max_positions: int = Field(512, ge=32)
+    initializer_range: float = Field(0.1, gt=0)  # the default 0.02 barely learns at this size (REFERENCE 7)
+    steps: int = Field(400, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    warmup_steps: int = Field(40, ge=0)
+    heldout_fraction: float = Field(0.05, ge=0, lt=1)
+    threads: int = Field(1, ge=1)
+
+
+class StageSettings(_Strict):
+    """One training stage: its optimisation, and its data mixture (dataset -> weight). In a profile the
+    mixture is given once, under `stages.stageN.datasets`, and copied here when the profile loads."""
+
+    mixture: dict[str, float] = {}
+    steps: int = Field(ge=1)  # optimiser steps (iteration-based, as MiniGPT-v2)
+    batch_size: int = Field(2, ge=1)  # per process and micro-batch
+    accumulation: int = Field(1, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    min_lr: float = Field(8e-5, ge=0)
+    warmup_steps: int = Field(0, ge=0)
+    weight_decay: float = Field(0.05, ge=0)  # on >= 2-D weights only
+    grad_clip: float = Field(1.0, ge=0)
+    gradient_checkpointing: bool = False
+    max_text_tokens: int = Field(512, ge=8)
+    save_every: int = Field(100, ge=1)  # optimiser steps between checkpoints (and one at the end)
+    log_every: int = Field(10, ge=1)
+    seed: int = 42
+
+    @field_validator("mixture")
+    @classmethod
+    def _positive_weights(cls, mixture: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in mixture.items() if not v > 0}
+        if bad:
+            raise ValueError(f"mixture weights must be > 0: {bad}")
+        return mixture
+
+
+class ModelSettings(_Strict):
+    """The MiniGPT-v2-style model (pipeline.model.build_model) and its training stages (pipeline.training)."""
+
+    vision: VisionSettings = VisionSettings()
+    llm: str = "meta-llama/Meta-Llama-3-8B-Instruct"  # Hugging Face id or a local folder (the toy Llama's)
+    lora: LoraSettings = LoraSettings()
+    pad_token: str = "<|reserved_special_token_0|>"
+    image_token: str = "<|reserved_special_token_1|>"
+    dtype: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
+    deepspeed_config: str = "configs/deepspeed/zero2.json"
+    threads: int = Field(0, ge=0)  # torch threads on CPU (0: torch's default)
+    stages: dict[int, StageSettings] = {}
+    toy_eva: ToyEvaSettings | None = None  # toy profile only: how the tiny EVA is pretrained
+    toy_llama: ToyLlamaSettings | None = None  # toy profile only: how the tiny Llama is pretrained
+
 
 class Profile(_Strict):
     name: str
@@ -274,6 +383,24 @@ class Profile(_Strict):
     toy_world: ToyWorld | None = None  # present only in the toy profile
     shards: ShardSettings = ShardSettings()
     stages: dict[Literal[STAGES], StageMixture] = {}  # stage -> its shard sets and weights
+    model: ModelSettings = ModelSettings()  # the vision-language model and its training stages
+
+    @model_validator(mode="after")
+    def _one_mixture_per_stage(self) -> "Profile":
+        """The stage mixtures live under `stages` (the shard step resolves them); the trainer's stage
+        settings take them from there, so they are written once."""
+        filled = {}
+        for n, stage in self.model.stages.items():
+            mixture = self.stages.get(f"stage{n}")
+            if stage.mixture and mixture is not None and stage.mixture != mixture.datasets:
+                raise ValueError(f"model.stages.{n}.mixture differs from stages.stage{n}.datasets: give the "
+                                 f"mixture once, under stages.stage{n}")
+            if not stage.mixture and mixture is not None:  # no `stages` entry: a stage this profile skips
+                filled[n] = stage.model_copy(update={"mixture": dict(mixture.datasets)})
+        if filled:
+            model = self.model.model_copy(update={"stages": {**self.model.stages, **filled}})
+            object.__setattr__(self, "model", model)  # frozen model: set once, while validating
+        return self
 
     @field_validator("languages")
     @classmethod
@@ -450,7 +577,10 @@ def load_overlay(overlay: str | os.PathLike, base: Profile | str | os.PathLike |
     if not isinstance(data, dict):
         raise ConfigError(f"overlay {path} must be a mapping of profile keys, got {type(data).__name__}")
     base_profile = base if isinstance(base, Profile) else load_profile(base)
-    merged = deep_merge(base_profile.model_dump(mode="json"), data)
+    base_data = base_profile.model_dump(mode="json")
+    for stage in base_data["model"]["stages"].values():
+        stage.pop("mixture", None)  # copied from `stages` at load: the overlay's `stages` must win
+    merged = deep_merge(base_data, data)
     merged.setdefault("name", base_profile.name)
     if "name" not in data:
         merged["name"] = f"{base_profile.name}+{path.stem}"
@@ -460,6 +590,7 @@ def load_overlay(overlay: str | os.PathLike, base: Profile | str | os.PathLike |
         raise ConfigError(_format_errors(e, path).replace(f"invalid profile {path}",
                                                           f"invalid overlay {path} (on profile {base_profile.name})", 1)
                           ) from None
+
 
 if __name__ == "__main__":
     raise SystemExit(main())
