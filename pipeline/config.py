@@ -436,17 +436,23 @@ def profile_path(path: str | os.PathLike | None = None) -> Path:
     return p
 
 
+def _read_mapping(path: Path, what: str, hint: str = "") -> dict:
+    """A YAML file of profile keys, or a ConfigError that says what is wrong with it."""
+    if not path.is_file():
+        raise ConfigError(f"{what} file not found: {path}{hint}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what} {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} must be a mapping of profile keys, got {type(data).__name__}")
+    return data
+
+
 def load_profile(path: str | os.PathLike | None = None) -> Profile:
     """Load and validate a profile: explicit path, else $MMG4_CONFIG, else configs/toy.yaml."""
     p = profile_path(path)
-    if not p.is_file():
-        raise ConfigError(f"profile file not found: {p} (set {ENV_VAR} to a file in configs/, e.g. configs/toy.yaml)")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError(f"profile {p} is not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"profile {p} must be a mapping of keys, got {type(data).__name__}")
+    data = _read_mapping(p, "profile", f" (set {ENV_VAR} to a file in configs/, e.g. configs/toy.yaml)")
     try:
         return Profile.model_validate(data)
     except ValidationError as e:
@@ -568,14 +574,7 @@ def load_overlay(overlay: str | os.PathLike, base: Profile | str | os.PathLike |
     profile file, or the active profile) and validated like a profile. Unless it sets `name`, the result is
     named `<base name>+<overlay file stem>`."""
     path = profile_path(overlay)
-    if not path.is_file():
-        raise ConfigError(f"overlay file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError(f"overlay {path} is not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"overlay {path} must be a mapping of profile keys, got {type(data).__name__}")
+    data = _read_mapping(path, "overlay")
     base_profile = base if isinstance(base, Profile) else load_profile(base)
     base_data = base_profile.model_dump(mode="json")
     for stage in base_data["model"]["stages"].values():
