@@ -37,3 +37,8 @@ test-all: setup
 
 clean:
 	rm -rf lake .dagster_home .make
+
+# The README's screenshots (docs/img/), taken by the browser test (needs Debian's chromium).
+.PHONY: screenshots
+screenshots: setup
+	MMG4_SCREENSHOTS=docs/img $(PYTHON) -m pytest -q tests/test_ui_browser.py
