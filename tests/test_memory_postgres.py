@@ -37,9 +37,15 @@ ROOT = Path(__file__).resolve().parent.parent
 DATASET = "llava_instruct"  # chunked in the toy profile: partitions are (chunk, language)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def server() -> str:
+    """The server's URL; without one, skip before the toy lake and model are built."""
+    return services.postgres_url()
+
+
 @pytest.fixture
-def pg_url():
-    with services.fresh_database(services.postgres_url()) as url:
+def pg_url(server):
+    with services.fresh_database(server) as url:
         yield url
 
 
