@@ -42,3 +42,23 @@ test-all: setup
 
 clean:
 	rm -rf lake .dagster_home .make
+
+# The README's screenshots (docs/img/), taken by the browser test (needs Debian's chromium).
+.PHONY: screenshots
+screenshots: setup
+	MMG4_SCREENSHOTS=docs/img $(PYTHON) -m pytest -q tests/test_ui_browser.py
+
+# Docker: the images and the compose stack (docs/scale-out.md). BASE_IMAGE=localhost/bookworm:local after
+# docker/build-base.sh where no image registry is reachable; TORCH_INDEX_URL= (empty) where PyTorch's
+# CPU index is not.
+COMPOSE = docker-compose -p mmg4 -f docker/compose.yaml
+DOCKER_BUILD_ARGS = $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) $(if $(filter undefined,$(origin TORCH_INDEX_URL)),,--build-arg TORCH_INDEX_URL=$(TORCH_INDEX_URL))
+.PHONY: image image-cuda compose-up compose-down
+image:
+	docker build -f docker/Dockerfile $(DOCKER_BUILD_ARGS) -t mmg4:cpu .
+image-cuda:
+	docker build -f docker/Dockerfile.cuda $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t mmg4:cuda .
+compose-up: image
+	MMG4_BASE_IMAGE=$(or $(BASE_IMAGE),debian:bookworm-slim) $(COMPOSE) up -d --build
+compose-down:
+	$(COMPOSE) down
