@@ -418,7 +418,9 @@ class TranslationMemory:
             )
         if not rows:
             return 0
-        values = list(rows.values())
+        # every writer takes the row locks in one order (the key's), so two writers storing shared
+        # sentences in different orders queue behind each other instead of deadlocking (PostgreSQL)
+        values = [rows[k] for k in sorted(rows)]
         engine = self._engine_now()
         new = 0
         with engine.begin() as conn:
@@ -426,10 +428,11 @@ class TranslationMemory:
                 # one prepared statement run many times: sqlite3's executemany sums the inserted rows,
                 # and it skips compiling a multi-VALUES statement per chunk (the hot spot in profiles)
                 new = conn.execute(self._insert().on_conflict_do_nothing(), values).rowcount
-            else:
+            else:  # a multi-row INSERT's rowcount can be -1 there: count the rows it returns
                 for start in range(0, len(values), _INSERT_CHUNK):
                     stmt = self._insert().values(values[start : start + _INSERT_CHUNK])
-                    new += conn.execute(stmt.on_conflict_do_nothing()).rowcount
+                    stmt = stmt.on_conflict_do_nothing().returning(tm_table.c.src_hash)
+                    new += len(conn.execute(stmt).all())
         with self._lock:
             self._writes += new
         return new
@@ -448,7 +451,7 @@ class TranslationMemory:
     def put_verdicts(self, items: Mapping[str, str]) -> int:
         """Store key -> verdict (JSON text) in one transaction; an existing key is left unchanged."""
         now = time.time()
-        values = [{"key": k, "verdict": v, "created_at": now} for k, v in items.items()]
+        values = [{"key": k, "verdict": items[k], "created_at": now} for k in sorted(items)]  # one lock order
         if not values:
             return 0
         engine = self._engine_now()
@@ -460,7 +463,7 @@ class TranslationMemory:
                 chunk = MAX_PARAMS // len(verdict_table.columns)
                 for start in range(0, len(values), chunk):
                     stmt = self._insert(verdict_table).values(values[start : start + chunk])
-                    new += conn.execute(stmt.on_conflict_do_nothing()).rowcount
+                    new += len(conn.execute(stmt.on_conflict_do_nothing().returning(verdict_table.c.key)).all())
         return new
 
     def count(self, tgt_lang: str | None = None) -> int:
