@@ -7,20 +7,23 @@ from assets.automation import raw_data_sensor, retranslation_schedules, translat
 from assets.models import model_assets
 from assets.raw import raw_assets
 from assets.translation import translation_assets
+from assets.wit import wit_assets
 from pipeline.config import Profile, load_profile
-from resources import LakeResource, TranslatorResource
+from resources import ClipScorerResource, LakeResource, TranslatorResource
 
 
 def make_definitions(profile: Profile, lake_root: str | None = None) -> dg.Definitions:
     jobs = translation_jobs(profile)
     return dg.Definitions(
-        assets=[*raw_assets(profile), *model_assets(profile), *translation_assets(profile)],
+        assets=[*raw_assets(profile), *model_assets(profile), *translation_assets(profile),
+                *wit_assets(profile)],
         jobs=jobs,
         schedules=retranslation_schedules(profile),
         sensors=[raw_data_sensor(profile, jobs)],
         resources={
             "lake": LakeResource(root=lake_root or profile.lake_root),
             "translator": TranslatorResource(profile.translation),
+            "clip_scorer": ClipScorerResource(profile.wit),
         },
     )
 
