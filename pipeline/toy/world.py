@@ -135,7 +135,9 @@ def _wit(scenes, n, rng, langs, mismatch: float, bad: bool) -> tuple[pd.DataFram
         s = scenes[(5 * i + 1) % len(scenes)]
         lang = (("eng_Latn",) + tuple(langs))[i % (len(langs) + 1)]
         matched = rng.random() >= mismatch
-        described = s if matched else next(o for o in rng.sample(scenes, 8) if o.colour != s.colour and o.shape != s.shape)
+        described = s
+        while not matched and described is s:  # another scene, different in colour and shape (rarely a 2nd draw)
+            described = next((o for o in rng.sample(scenes, 8) if o.colour != s.colour and o.shape != s.shape), s)
         rows.append({"language": iso[lang], "page_url": f"https://{iso[lang]}.wikipedia.org/wiki/Toy_{i}",
                      "image_url": f"{TOY_HOST}/scenes/{s.scene_id:05d}.jpg", "page_title": f"Toy {i}",
                      "section_title": "", "caption_reference_description": say("caption", lang, described),
