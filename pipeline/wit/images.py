@@ -107,6 +107,18 @@ class ImageStore:
         qfile = self.folder / "quarantine.jsonl"
         self._failed = {q["raw"]: q["reason"] for q in read_jsonl(qfile)} if qfile.is_file() else {}
         self._index: dict[str, tuple[Path, int, int]] | None = None
+        self._open: dict[Path, object] = {}  # shard -> open file, for the store's lifetime
+
+    def __enter__(self) -> "ImageStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for f in self._open.values():
+            f.close()
+        self._open.clear()
 
     def _members(self) -> dict[str, tuple[Path, int, int]]:
         if self._index is None:
@@ -136,7 +148,9 @@ class ImageStore:
             tar, offset, size = self._members()[self._key[url]]
         except KeyError:
             raise ImageUnavailable(f"image not fetched: {url} is listed but not in the shards of {self.folder}") from None
-        with open(tar, "rb") as f:
-            f.seek(offset)
-            return f.read(size)
+        f = self._open.get(tar)
+        if f is None:
+            f = self._open[tar] = open(tar, "rb")
+        f.seek(offset)
+        return f.read(size)
 

@@ -9,7 +9,8 @@ def score_histogram_png(kept: Sequence[float], dropped: Sequence[float], thresho
     """Stacked histogram of kept and dropped scores in [-1, 1] and a vertical line at the threshold."""
     from matplotlib.figure import Figure  # no pyplot: no global backend, safe in threads and workers
 
-    fig = Figure(figsize=(6, 3.2), dpi=100)
+    fig = Figure(figsize=(6, 3.2), dpi=90)
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.16, top=0.9)  # fixed margins: tight_layout costs ~0.1 s
     ax = fig.add_subplot()
     lo = min([-0.5, *kept, *dropped])
     hi = max([0.5, *kept, *dropped])
@@ -21,7 +22,6 @@ def score_histogram_png(kept: Sequence[float], dropped: Sequence[float], thresho
     ax.set_ylabel("pairs")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     return buf.getvalue()

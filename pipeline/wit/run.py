@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from pipeline.config import WitSettings
 from pipeline.lake import Lake, atomic_open, build_manifest, write_jsonl_atomic
 from pipeline.languages import LANGS, SOURCE_LANG, REGISTRY, flores_from_iso
-from pipeline.rows import read_jsonl, read_parquet, write_parquet
+from pipeline.rows import BUCKET, read_jsonl, read_parquet, write_parquet
 from pipeline.stats import StepResult, StepStats
 from pipeline.translation.nllb import local_path
 from pipeline.wit.cache import ScoreCache, caption_key, image_key
@@ -116,7 +116,17 @@ def _claimed_by(row: Row, languages: Sequence[str]) -> tuple[str, str | None]:
 
 
 def _partition_rows(lake: Lake, lang: str, languages: Sequence[str]) -> list[tuple[Row, str | None]]:
-    rows = read_parquet(lake.raw("wit", "rows.parquet"))
+    """The raw WIT rows this partition owns. Other languages read only their own rows (a filter on the
+    `lang` column); English also reads the rows no partition claims."""
+    path = lake.raw("wit", "rows.parquet")
+    with path.open("rb") as f:
+        has_lang = "lang" in pq.read_schema(f).names
+    if lang == SOURCE_LANG or not has_lang:
+        rows = read_parquet(path)
+    else:
+        with path.open("rb") as f:
+            table = pq.read_table(f, filters=[("lang", "=", lang)])
+        rows = table.drop_columns([c for c in table.column_names if c == BUCKET]).to_pylist()
     out = []
     for row in rows:
         part, problem = _claimed_by(row, languages)
@@ -208,8 +218,7 @@ def filter_wit_partition(lang: str, lake: Lake, scorer: Scorer, settings: WitSet
         stats.rows_quarantined += 1
         stats.reasons[reason_kind(reason)] += 1
 
-    with stats.timed():
-        store = ImageStore(images_dir(lake).path)
+    with stats.timed(), ImageStore(images_dir(lake).path) as store:
         candidates = []
         for row, problem in _partition_rows(lake, lang, languages):
             row = {**row, "id": row_id(row), "caption": str(row.get("caption") or "").strip()}
