@@ -22,6 +22,7 @@ The model lives in one folder that open_clip's own factory opens offline with `l
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -194,6 +195,42 @@ class NllbClip:
     @property
     def hf_tokenizer(self):
         return self.tokenizer.tokenizer
+
+    def image_pipeline(self):
+        """(decode, collate) for scoring many images: `decode(jpeg_bytes)` runs in worker threads and does
+        only the PIL part of the preprocessing (decode, resize, crop, RGB), which releases the GIL;
+        `collate(decoded)` makes the batch tensor in the calling thread with one vectorised ToTensor +
+        Normalize. Per-image torch work in the workers would fight the model's thread for the GIL (with a
+        tiny model, each of its many small ops then waits for the interpreter lock). Same pixels as
+        `preprocess`; a preprocessing of another shape falls back to it, image by image."""
+        import numpy as np
+        import torch
+        from PIL import Image
+
+        steps = list(getattr(self.preprocess, "transforms", []))
+        cut = next((i for i, t in enumerate(steps) if "ToTensor" in type(t).__name__), None)
+        tail = steps[cut:] if cut is not None else []
+        if len(tail) != 2 or type(tail[1]).__name__ != "Normalize":
+            def decode_full(data: bytes):
+                with Image.open(io.BytesIO(data)) as im:
+                    return self.preprocess(im.convert("RGB"))
+            return decode_full, torch.stack
+        head = steps[:cut]
+        mean = torch.tensor(tail[1].mean, dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.tensor(tail[1].std, dtype=torch.float32).view(1, -1, 1, 1)
+
+        def decode(data: bytes):
+            with Image.open(io.BytesIO(data)) as im:
+                image = im.convert("RGB")
+            for t in head:
+                image = t(image)
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+        def collate(arrays):
+            x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255)
+            return (x - mean) / std
+
+        return decode, collate
 
     def tokenize(self, captions: Sequence[str], lang: str):
         with self._lock:

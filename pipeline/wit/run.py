@@ -142,16 +142,13 @@ def _public(row: Row) -> Row:
             "image_url": row.get("image_url")}
 
 
-def _decoder(preprocess):
-    from PIL import Image
-
-    def decode(data: bytes):
+def _safe(decode):
+    def run(data: bytes):
         try:
-            with Image.open(io.BytesIO(data)) as im:
-                return preprocess(im.convert("RGB")), None
+            return decode(data), None
         except Exception as exc:  # PIL raises many kinds (OSError, SyntaxError, ValueError...)
             return None, f"image undecodable: {type(exc).__name__}: {exc}"
-    return decode
+    return run
 
 
 def _batches(items: list, size: int) -> Iterator[list]:
@@ -164,10 +161,9 @@ def _score_misses(misses: list[tuple[str, str, bytes, str]], lang: str, engine: 
     """Score (image key, caption key, image bytes, caption) pairs of one language. Images of batch i+1
     are decoded in a thread pool while the model scores batch i; each batch is stored in the cache
     before the next one starts. Returns ({(image, caption): score}, {image key: undecodable reason})."""
-    import torch
-
     model = engine.model()
-    decode = _decoder(model.preprocess)
+    decode_one, collate = model.image_pipeline()
+    decode = _safe(decode_one)
     scores: dict[tuple[str, str], float] = {}
     broken: dict[str, str] = {}
     batches = list(_batches(misses, settings.batch_size))
@@ -187,7 +183,7 @@ def _score_misses(misses: list[tuple[str, str, bytes, str]], lang: str, engine: 
                     broken[m[0]] = err
             if good:
                 started = time.perf_counter()
-                values = model.scores(torch.stack([px for _, px in good]), [m[3] for m, _ in good], lang)
+                values = model.scores(collate([px for _, px in good]), [m[3] for m, _ in good], lang)
                 model_s += time.perf_counter() - started
                 items = [(m[0], m[1], v) for (m, _), v in zip(good, values)]
                 cache.put_many(fingerprint, items)
