@@ -77,9 +77,7 @@ def nllb_clip_model_asset(profile: Profile) -> dg.AssetsDefinition:
         else:
             with stats.timed():
                 folder = export_pretrained(settings.model, settings.pretrained, folder)  # needs the network once
-        result = prepare_clip_model(folder, store, settings)
-        result.stats.counters.update(stats.counters)
-        result.stats.seconds += stats.seconds
+        result = prepare_clip_model(folder, store, settings, stats)
         yield materialize_result(result, fingerprint=result.manifest.extra["fingerprint"], **extra)
         if toy:
             failing = {lang: {k: q[k] for k in ("auc", "matched_kept", "mismatched_dropped") if q[k] < bar}

@@ -121,6 +121,50 @@ def test_captions_are_tokenised_in_their_own_language(env):
         model.tokenize(caption, "xx_Latn")
 
 
+def test_batched_decoding_gives_the_models_own_pixels_and_names_broken_images(env):
+    """The worker threads' PIL-only decoding + one vectorised collate = open_clip's preprocess, pixel for pixel."""
+    import torch
+
+    from pipeline.toy.scenes import jpeg_bytes, make_scenes
+    from pipeline.wit.run import _safe
+
+    _, _, _, lake, _ = env
+    model = NllbClip.load(model_dir(lake).path)
+    decode, collate = model.image_pipeline()
+    jpegs = [jpeg_bytes(s, 3) for s in make_scenes(5, 4)]
+    reference = torch.stack([model.preprocess(Image.open(io.BytesIO(b)).convert("RGB")) for b in jpegs])
+    assert torch.equal(collate([decode(b) for b in jpegs]), reference)
+    pixels, reason = _safe(decode)(jpegs[0][:200])
+    assert pixels is None and reason.startswith("image undecodable: ")
+
+
+def test_the_paper_path_exports_an_open_clip_model_into_a_local_dir_folder(env, tmp_path):
+    """export_pretrained (paper profile) without the network: an open_clip registry model whose text tower
+    is the toy NLLB; the folder reloads offline, tokenises with language tags, and is not exported twice."""
+    import open_clip
+
+    from pipeline.wit.clip import CONFIG_FILE, export_pretrained, model_fingerprint
+
+    _, _, _, lake, _ = env
+    nllb_hf = str(lake.model("nllb", "hf").path)
+    config = tmp_path / "nllb-clip-exporttest.json"
+    config.write_text(json.dumps({"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32,
+                                                                  "head_width": 16, "patch_size": 16},
+                                  "text_cfg": {"hf_model_name": nllb_hf, "hf_tokenizer_name": nllb_hf,
+                                               "hf_pooler_type": "cls_pooler", "hf_proj_type": "linear",
+                                               "context_length": 16}}))
+    open_clip.add_model_config(config)
+    folder = export_pretrained("nllb-clip-exporttest", None, tmp_path / "open_clip")
+    saved = json.loads((folder / CONFIG_FILE).read_text())["model_cfg"]["text_cfg"]
+    assert saved["hf_model_name"] == saved["hf_tokenizer_name"] == str(folder.resolve())
+    model = NllbClip.load(folder)
+    assert model.hf_tokenizer.convert_ids_to_tokens(int(model.tokenize(["x"], "hin_Deva")[0, 0])) == "hin_Deva"
+    fingerprint, stamp = model_fingerprint(folder), (folder / "open_clip_model.safetensors").stat().st_mtime_ns
+    assert export_pretrained("nllb-clip-exporttest", None, folder) == folder  # exported before: kept
+    assert (folder / "open_clip_model.safetensors").stat().st_mtime_ns == stamp
+    assert model_fingerprint(folder) == fingerprint
+
+
 # --- filters ------------------------------------------------------------------------------------------
 
 def test_text_quality_filter_reasons():
