@@ -84,7 +84,11 @@ def wit_filtered_asset(profile: Profile) -> dg.AssetsDefinition:
     partitions = wit_partitions(profile)
     settings = profile.wit
 
-    @dg.asset(name=WIT_FILTERED, group_name=GROUP, partitions_def=partitions, code_version="1",
+    # the settings that change which rows are kept are part of the code version: a new threshold in the
+    # profile marks every partition stale (the re-run then re-filters from the score cache, no model)
+    version = f"1-t{settings.threshold:g}-c{settings.min_caption_chars}-s{settings.min_script_share:g}"
+
+    @dg.asset(name=WIT_FILTERED, group_name=GROUP, partitions_def=partitions, code_version=version,
               deps=[WIT_IMAGES, NLLB_CLIP_MODEL], check_specs=_checks(partitions, profile.is_toy), kinds={"pytorch"},
               description=f"WIT rows of one language: text-quality filter, then NLLB-CLIP cosine >= {settings.threshold}")
     def wit_filtered(context: dg.AssetExecutionContext, lake: LakeResource,
