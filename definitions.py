@@ -8,13 +8,14 @@ from assets.models import model_assets
 from assets.raw import raw_assets
 from assets.shards import shard_assets
 from assets.translation import translation_assets
+from assets.wit import wit_assets
 from pipeline.config import Profile, load_profile
-from resources import LakeResource, TranslatorResource
+from resources import ClipScorerResource, LakeResource, TranslatorResource
 
 
 def make_definitions(profile: Profile, lake_root: str | None = None) -> dg.Definitions:
     jobs = translation_jobs(profile)
-    assets = [*raw_assets(profile), *model_assets(profile), *translation_assets(profile)]
+    assets = [*raw_assets(profile), *model_assets(profile), *translation_assets(profile), *wit_assets(profile)]
     return dg.Definitions(
         assets=[*assets, *shard_assets(profile, assets)],
         jobs=jobs,
@@ -23,6 +24,7 @@ def make_definitions(profile: Profile, lake_root: str | None = None) -> dg.Defin
         resources={
             "lake": LakeResource(root=lake_root or profile.lake_root),
             "translator": TranslatorResource(profile.translation),
+            "clip_scorer": ClipScorerResource(profile.wit),
         },
     )
 

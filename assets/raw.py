@@ -5,17 +5,17 @@ sample and a content-derived data version: re-materialising an unchanged source 
 downstream asset fresh.
 """
 
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 import dagster as dg
 
 from assets.metadata import code_version, materialize_result
+from assets.mirror import url_mirror
 from pipeline.config import Profile
-from pipeline.lake import Lake, Manifest, build_manifest, sha256_file
+from pipeline.lake import Manifest, build_manifest, sha256_file
 from pipeline.raw.ingest import ingest_source
 from pipeline.raw.sources import ALL_SOURCES, source
-from pipeline.toy.image_server import toy_mirror
 from pipeline.toy.world import build_world
 from resources import LakeResource
 
@@ -40,17 +40,6 @@ def toy_world_asset(profile: Profile) -> dg.AssetsDefinition:
     return toy_world
 
 
-@contextmanager
-def _url_mirror(profile: Profile, lake: Lake, log):
-    """Toy profile: serve the toy world's images on a loopback server and point the URL lists at it."""
-    if not profile.is_toy:
-        yield None
-        return
-    with toy_mirror(lake.toy_world("www"), stall_s=profile.download.timeout_s + 3) as mirror:
-        log(f"serving toy images at {next(iter(mirror.values()))}")
-        yield mirror
-
-
 def raw_source_asset(name: str, profile: Profile) -> dg.AssetsDefinition:
     spec = source(name)
 
@@ -66,7 +55,7 @@ def raw_source_asset(name: str, profile: Profile) -> dg.AssetsDefinition:
     )
     def _raw(context: dg.AssetExecutionContext, lake: LakeResource):
         store = lake.get()
-        with _url_mirror(profile, store, context.log.info) if spec.layout == "captions" else nullcontext() as mirror:
+        with url_mirror(profile, store, context.log.info) if spec.layout == "captions" else nullcontext() as mirror:
             result = ingest_source(name, profile, store, mirror, log=context.log.info)
         yield materialize_result(result)
         yield _accounting_check(name, store.raw(name))

@@ -371,6 +371,66 @@ class ModelSettings(_Strict):
     toy_eva: ToyEvaSettings | None = None  # toy profile only: how the tiny EVA is pretrained
     toy_llama: ToyLlamaSettings | None = None  # toy profile only: how the tiny Llama is pretrained
 
+class ToyNllbClipSettings(_Strict):
+    """Size and training knobs of the toy NLLB-CLIP (`pipeline.toy.nllb_clip`; toy profile only): a tiny
+    ViT image tower and the toy NLLB's encoder as text tower (pooled at the language tag), built by
+    open_clip itself and trained with a balanced sigmoid loss without bias, so that cosine 0 is the
+    decision boundary the filter's threshold assumes (REFERENCE 6)."""
+
+    # image tower (open_clip's own VisionTransformer)
+    image_size: int = Field(112, ge=16)
+    patch_size: int = Field(16, ge=2)
+    vision_layers: int = Field(2, ge=1)
+    vision_width: int = Field(64, ge=8)
+    vision_head_width: int = Field(32, ge=8)
+    mlp_ratio: float = Field(2.0, gt=0)
+    # shared embedding and text side (the text tower's width is the toy NLLB's d_model)
+    embed_dim: int = Field(64, ge=8)
+    context_length: int = Field(32, ge=8)
+    init_from_nllb: bool = True  # text tower starts from the toy NLLB's encoder (else random)
+    # training
+    seed: int = 0
+    steps: int = Field(800, ge=1)
+    batch_size: int = Field(48, ge=2)  # distinct scenes per batch: every off-diagonal pair is a true negative
+    lr: float = Field(2e-3, gt=0)
+    warmup_steps: int = Field(50, ge=0)
+    min_lr_ratio: float = Field(0.05, ge=0, le=1)  # cosine decay to lr * min_lr_ratio (a constant lr blew up)
+    weight_decay: float = Field(0.05, ge=0)
+    grad_clip: float = Field(1.0, ge=0)  # 0: no clipping
+    init_logit_scale: float = Field(10.0, gt=0)  # exp(logit_scale) at the start; learnt, capped at 100
+    draws_per_scene: int = Field(3, ge=1)  # differently jittered renderings of each training scene
+    heldout_fraction: float = Field(0.125, ge=0, lt=1)  # attribute combinations never seen in training
+    eval_draws: int = Field(2, ge=1)  # renderings of each held-out combination in the evaluation
+    threads: int = Field(1, ge=1)  # torch intra-op threads (one is faster on a busy 2-core machine)
+    log_every: int = Field(100, ge=1)
+
+    @model_validator(mode="after")
+    def _patches_tile_image(self) -> "ToyNllbClipSettings":
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})")
+        if self.vision_width % self.vision_head_width:
+            raise ValueError(f"vision_width ({self.vision_width}) must be a multiple of vision_head_width "
+                             f"({self.vision_head_width})")
+        return self
+
+
+class WitSettings(_Strict):
+    """WIT filtered by NLLB-CLIP (paper: text-quality filter, then image-caption cosine >= 0)."""
+
+    model: str = "toy"  # "toy" (trained offline by the nllb_clip_model asset) or an open_clip model name
+    pretrained: str | None = "v1"  # open_clip pretrained tag of `model` (ignored for the toy model)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    threshold: float = Field(0.0, ge=-1, le=1)  # keep pairs whose cosine is >= threshold (paper: 0.0)
+    batch_size: int = Field(64, ge=1)  # pairs per forward pass, all of one language
+    decode_threads: int = Field(2, ge=1)  # JPEG decoding + preprocessing while the model runs
+    torch_threads: int = Field(0, ge=0)  # 0: leave torch's default
+    # text-quality filter (REFERENCE 1: corrupted text, captions too short to be real)
+    min_caption_chars: int = Field(12, ge=0)  # in English-equivalent characters (languages.char_ratio)
+    min_script_share: float = Field(0.5, ge=0, le=1)  # letters in the language's own script
+    # the quality bar of the toy model's asset check: per language, on held-out pairs
+    toy_quality_bar: float = Field(0.95, ge=0, le=1)
+    toy_nllb_clip: ToyNllbClipSettings = ToyNllbClipSettings()
+
 
 class Profile(_Strict):
     name: str
@@ -380,6 +440,7 @@ class Profile(_Strict):
     download: DownloadSettings = DownloadSettings()
     raw_limits: RawLimits = RawLimits()
     translation: TranslationSettings = TranslationSettings()
+    wit: WitSettings = WitSettings()
     toy_world: ToyWorld | None = None  # present only in the toy profile
     shards: ShardSettings = ShardSettings()
     stages: dict[Literal[STAGES], StageMixture] = {}  # stage -> its shard sets and weights

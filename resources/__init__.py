@@ -1,4 +1,5 @@
+from resources.clip import ClipScorerResource
 from resources.lake import LakeResource
 from resources.translator import TranslatorResource
 
-__all__ = ["LakeResource", "TranslatorResource"]
+__all__ = ["ClipScorerResource", "LakeResource", "TranslatorResource"]

@@ -154,12 +154,31 @@ def _wit(scenes, n, rng, langs, mismatch: float, bad: bool) -> tuple[pd.DataFram
         s = scenes[(5 * i + 1) % len(scenes)]
         lang = (("eng_Latn",) + tuple(langs))[i % (len(langs) + 1)]
         matched = rng.random() >= mismatch
-        described = s if matched else next(o for o in rng.sample(scenes, 8) if o.colour != s.colour and o.shape != s.shape)
+        described = s
+        while not matched and described is s:  # another scene, different in colour and shape (rarely a 2nd draw)
+            described = next((o for o in rng.sample(scenes, 8) if o.colour != s.colour and o.shape != s.shape), s)
         rows.append({"language": iso[lang], "page_url": f"https://{iso[lang]}.wikipedia.org/wiki/Toy_{i}",
                      "image_url": f"{TOY_HOST}/scenes/{s.scene_id:05d}.jpg", "page_title": f"Toy {i}",
                      "section_title": "", "caption_reference_description": say("caption", lang, described),
                      "caption_attribution_description": "", "mime_type": "image/jpeg"})
-        truth.append({"row": i, "matched": matched})
+        truth.append({"row": i, "matched": matched, "image_ok": True, "text_ok": True})
+    if bad and n >= 12:
+        # rows the WIT filter must catch, chosen without the rng (the corpora written after WIT stay as
+        # they were): images the downloader cannot fetch (404, a truncated JPEG, a time-out), captions
+        # read with the wrong encoding (mojibake), and stub captions (a bare word)
+        for k, fault in enumerate(("404", "truncated", "timeout")):
+            i = (2 * k + 1) * n // 6
+            rows[i]["image_url"] = rows[i]["image_url"].replace("/scenes/", f"/broken/{fault}/")
+            truth[i]["image_ok"] = False
+        for start in (n // 12, 7 * n // 12):  # the next caption with non-ASCII letters (mojibake shows)
+            i = next((j for j in range(start, n) if not rows[j]["caption_reference_description"].isascii()), start)
+            caption = rows[i]["caption_reference_description"]
+            rows[i]["caption_reference_description"] = caption.encode("utf-8").decode("latin-1")
+            truth[i]["text_ok"] = False
+        for i in (n // 3, 3 * n // 4):
+            lang = (("eng_Latn",) + tuple(langs))[i % (len(langs) + 1)]
+            rows[i]["caption_reference_description"] = lx.word("shape", scenes[(5 * i + 1) % len(scenes)].shape, lang)
+            truth[i]["text_ok"] = False
     if bad:
         rows.append({**rows[0], "language": "xx", "page_url": "https://xx.wikipedia.org/wiki/Unknown"})
         rows.append({**rows[1], "caption_reference_description": "", "page_url": "https://en.wikipedia.org/wiki/NoCaption"})
