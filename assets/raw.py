@@ -23,7 +23,7 @@ GROUP = "raw"
 
 
 def toy_world_asset(profile: Profile) -> dg.AssetsDefinition:
-    @dg.asset(name="toy_world", group_name=GROUP, code_version=code_version("1", profile.toy_world, profile.languages), kinds={"python"},
+    @dg.asset(name="toy_world", group_name=GROUP, code_version=code_version("2", profile.toy_world, profile.languages), kinds={"python"},
               description="The toy profile's offline replica of every corpus, in the real formats.")
     def toy_world(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         folder = lake.get().toy_world()
@@ -47,7 +47,7 @@ def raw_source_asset(name: str, profile: Profile) -> dg.AssetsDefinition:
         name=name,
         group_name=GROUP,
         description=spec.description,
-        code_version=code_version("2", getattr(profile.sources, name), profile.languages,
+        code_version=code_version("3", getattr(profile.sources, name), profile.languages, profile.raw_limits,
                                   profile.download if spec.layout == "captions" else None),
         deps=["toy_world"] if profile.is_toy else [],
         check_specs=[dg.AssetCheckSpec("rows_accounted", asset=name, blocking=True,
