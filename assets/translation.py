@@ -10,9 +10,10 @@ from functools import partial
 from typing import NamedTuple
 
 import dagster as dg
+import yaml
 
 from assets.metadata import code_version, materialize_result, stats_metadata
-from pipeline.config import Profile
+from pipeline.config import REPO_ROOT, Profile
 from pipeline.rows import chunk_keys
 from pipeline.translation.datasets import DATASETS
 from pipeline.translation.run import backtranslate_partition, translate_partition
@@ -61,6 +62,15 @@ _SEVERITY = {"structure": dg.AssetCheckSeverity.ERROR, "language": dg.AssetCheck
              "outliers": dg.AssetCheckSeverity.WARN}
 
 
+def _placement(profile: Profile) -> dict:
+    """On a GPU profile: a slot of the `gpu` pool (so concurrent steps never share a GPU) and the pod tag
+    that gives a Kubernetes run one GPU (docker/k8s/run-tags.yaml, the one place that says it)."""
+    if profile.translation.device != "cuda":
+        return {}
+    tags = yaml.safe_load((REPO_ROOT / "docker" / "k8s" / "run-tags.yaml").read_text(encoding="utf-8"))
+    return {"pool": "gpu", "op_tags": {"dagster-k8s/config": tags["translation"]["dagster-k8s/config"]}}
+
+
 def _version(profile: Profile) -> str:
     """What a translated partition depends on besides its inputs: the decoding and the checks' bar."""
     t = profile.translation
@@ -75,7 +85,8 @@ def translated_asset(dataset: str, profile: Profile) -> dg.AssetsDefinition:
 
     @dg.asset(name=name, group_name="translation", partitions_def=partitions,
               deps=[*spec.sources, MODEL], code_version=_version(profile), check_specs=_checks(name, partitions),
-              kinds={"ctranslate2"}, description=f"{spec.paper_name}: {dataset} translated with NLLB, {per}")
+              kinds={"ctranslate2"}, description=f"{spec.paper_name}: {dataset} translated with NLLB, {per}",
+              **_placement(profile))
     def _translated(context: dg.AssetExecutionContext, lake: LakeResource,
                     translator: dg.ResourceParam[TranslatorResource]):
         (lang, chunk), store = partition_of(context.partition_key), lake.get()
@@ -94,7 +105,8 @@ def backtranslation_asset(profile: Profile) -> dg.AssetsDefinition:
 
     @dg.asset(name="mmmu_backtranslated", group_name="translation",
               partitions_def=translation_partitions(profile, "mmmu"), deps=["translated_mmmu"], code_version=_version(profile),
-              description="MMMU Multi translated back into English, with chrF against the original (paper, Table 1)")
+              description="MMMU Multi translated back into English, with chrF against the original (paper, Table 1)",
+              **_placement(profile))
     def mmmu_backtranslated(context: dg.AssetExecutionContext, lake: LakeResource,
                             translator: dg.ResourceParam[TranslatorResource]):
         (lang, chunk), store = partition_of(context.partition_key), lake.get()

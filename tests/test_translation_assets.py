@@ -183,3 +183,15 @@ def test_language_check_flags_outputs_in_the_wrong_language(env):
     by_partition = {r.event.asset_check_evaluation.partition: r.event.asset_check_evaluation.passed
                     for r in reversed(records) if r.event and r.event.asset_check_evaluation}
     assert by_partition["000|kor_Hang"] is False and by_partition["000|spa_Latn"] is True
+
+
+def test_a_gpu_profile_puts_translation_in_the_gpu_pool_with_a_one_gpu_pod():
+    from pipeline.config import load_profile
+
+    paper = make_definitions(load_profile("configs/paper.yaml"))
+    node = paper.resolve_asset_graph().get(dg.AssetKey("translated_mmmu"))
+    assert node.pools == {"gpu"}
+    tag = paper.resolve_assets_def("translated_mmmu").op.tags["dagster-k8s/config"]
+    assert "nvidia.com/gpu" in str(tag)
+    toy = make_definitions(load_profile("configs/toy.yaml"))
+    assert toy.resolve_asset_graph().get(dg.AssetKey("translated_mmmu")).pools == set()
