@@ -489,7 +489,8 @@ def test_wit_shards_wait_for_wit_filtered(dagster_env):
     from resources import LakeResource
 
     profile, defs, _, _, root = dagster_env
-    assert dg.AssetKey("shards_wit") not in defs.resolve_asset_graph().get_all_asset_keys()
+    assert dg.AssetKey("shards_wit") in defs.resolve_asset_graph().get_all_asset_keys()  # the project has WIT
+    assert "shards_wit" not in {a.key.to_user_string() for a in shard_assets(profile, [])}
     staged = profile.model_copy(update={"stages": {"stage3": config.StageMixture(datasets={"wit": 1})}})
     lake_resource = LakeResource(root=str(root))
     result = dg.materialize([a for a in shard_assets(staged, []) if a.key.to_user_string() == "stage_mixtures"],
