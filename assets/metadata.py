@@ -51,3 +51,16 @@ def code_version(base: str, *settings: Any) -> str:
     blob = json.dumps([s.model_dump(mode="json") if hasattr(s, "model_dump") else s for s in settings],
                       sort_keys=True, default=str)
     return f"{base}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+
+def accounting_check(asset: str, folder) -> dg.AssetCheckResult:
+    """`rows_accounted`: kept + quarantined + dropped = read, and every file matches its manifest."""
+    from pipeline.lake import Manifest, sha256_file
+
+    x = (manifest := Manifest.read(folder)).extra
+    balanced = x["rows_in"] == x["rows_kept"] + x["rows_quarantined"] + x["rows_dropped"]
+    corrupt = [f.path for f in manifest.files if sha256_file(folder / f.path) != f.sha256]
+    return dg.AssetCheckResult(
+        check_name="rows_accounted", asset_key=asset, passed=balanced and not corrupt,
+        metadata={k: x[k] for k in ("rows_in", "rows_kept", "rows_dropped", "rows_quarantined")}
+        | {"files_not_matching_manifest": len(corrupt)})

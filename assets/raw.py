@@ -10,10 +10,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.metadata import code_version, materialize_result
+from assets.metadata import accounting_check, code_version, materialize_result
 from assets.mirror import url_mirror
 from pipeline.config import Profile
-from pipeline.lake import Manifest, build_manifest, sha256_file
+from pipeline.lake import build_manifest
 from pipeline.raw.ingest import ingest_source
 from pipeline.raw.sources import ALL_SOURCES, source
 from pipeline.toy.world import build_world
@@ -58,23 +58,9 @@ def raw_source_asset(name: str, profile: Profile) -> dg.AssetsDefinition:
         with url_mirror(profile, store, context.log.info) if spec.layout == "captions" else nullcontext() as mirror:
             result = ingest_source(name, profile, store, mirror, log=context.log.info)
         yield materialize_result(result)
-        yield _accounting_check(name, store.raw(name))
+        yield accounting_check(name, store.raw(name))
 
     return _raw
-
-
-def _accounting_check(name: str, folder) -> dg.AssetCheckResult:
-    manifest = Manifest.read(folder)
-    x = manifest.extra
-    balanced = x["rows_in"] == x["rows_kept"] + x["rows_quarantined"] + x["rows_dropped"]
-    corrupt = [f.path for f in manifest.files if sha256_file(folder / f.path) != f.sha256]
-    return dg.AssetCheckResult(
-        check_name="rows_accounted",
-        asset_key=name,
-        passed=balanced and not corrupt,
-        metadata={"rows_in": x["rows_in"], "rows_kept": x["rows_kept"],
-                  "rows_quarantined": x["rows_quarantined"], "files_not_matching_manifest": len(corrupt)},
-    )
 
 
 def raw_assets(profile: Profile) -> list[dg.AssetsDefinition]:

@@ -15,11 +15,10 @@ from functools import partial
 
 import dagster as dg
 
-from assets.metadata import materialize_result
+from assets.metadata import accounting_check, materialize_result
 from assets.mirror import url_mirror
 from assets.models import NLLB_CLIP_MODEL
 from pipeline.config import Profile
-from pipeline.lake import Manifest, sha256_file
 from pipeline.languages import SOURCE_LANG
 from pipeline.wit.images import fetch_images
 from pipeline.wit.run import filter_wit_partition, partition_dir
@@ -36,18 +35,6 @@ def wit_partitions(profile: Profile) -> dg.StaticPartitionsDefinition:
     return dg.StaticPartitionsDefinition(list(dict.fromkeys((SOURCE_LANG, *profile.languages))))
 
 
-def _accounting_check(asset: str, folder) -> dg.AssetCheckResult:
-    """kept + dropped + quarantined = read, and every file matches its manifest."""
-    manifest = Manifest.read(folder)
-    x = manifest.extra
-    balanced = x["rows_in"] == x["rows_kept"] + x["rows_quarantined"] + x["rows_dropped"]
-    corrupt = [f.path for f in manifest.files if sha256_file(folder / f.path) != f.sha256]
-    return dg.AssetCheckResult(
-        check_name="rows_accounted", asset_key=asset, passed=balanced and not corrupt,
-        metadata={k: x[k] for k in ("rows_in", "rows_kept", "rows_dropped", "rows_quarantined")}
-        | {"files_not_matching_manifest": len(corrupt)})
-
-
 def wit_images_asset(profile: Profile) -> dg.AssetsDefinition:
     @dg.asset(name=WIT_IMAGES, group_name=GROUP, code_version="1", deps=["wit"], kinds={"img2dataset"},
               check_specs=[dg.AssetCheckSpec("rows_accounted", asset=WIT_IMAGES, blocking=True,
@@ -58,7 +45,7 @@ def wit_images_asset(profile: Profile) -> dg.AssetsDefinition:
         with url_mirror(profile, store, context.log.info) as mirror:
             result = fetch_images(store, profile.download, mirror, log=context.log.info)
         yield materialize_result(result)
-        yield _accounting_check(WIT_IMAGES, store.path("wit", "images"))
+        yield accounting_check(WIT_IMAGES, store.path("wit", "images"))
 
     return wit_images
 
@@ -100,7 +87,7 @@ def wit_filtered_asset(profile: Profile) -> dg.AssetsDefinition:
         yield materialize_result(result, lang=lang, threshold=settings.threshold,
                                  score_histogram=_histogram(folder / "scores.png"),
                                  score_histogram_png=dg.MetadataValue.path(str(folder / "scores.png")))
-        yield _accounting_check(WIT_FILTERED, folder)
+        yield accounting_check(WIT_FILTERED, folder)
         if profile.is_toy:
             from pipeline.toy.wit_truth import filter_truth  # the toy world's ground truth
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from pipeline.config import ToyNllbSettings
+from pipeline.lake import write_text_atomic
 from pipeline.languages import LANGS, SOURCE_LANG, TARGET_LANGS
 from pipeline.toy import lexicon
 from pipeline.toy.nllb_data import (balance_templates, bare_word_rows, build_tokenizer, split_corpus,
@@ -308,9 +309,7 @@ def ensure_toy_model(root: str | os.PathLike, settings: ToyNllbSettings | None =
     log(f"toy NLLB chrF (held-out, {quantization or 'float32'}, greedy, {time.perf_counter() - started:.0f}s): "
         + ", ".join(f"{l} {v:.1f}" for l, v in chrf["eng_to_x"].items()))
     info.update(chrf=chrf, eval_version=TOY_EVAL_VERSION)
-    tmp_info = info_file.with_name(info_file.name + ".tmp")
-    tmp_info.write_text(json.dumps(info, ensure_ascii=False, indent=1), encoding="utf-8")
-    tmp_info.replace(info_file)
+    write_text_atomic(info_file, json.dumps(info, ensure_ascii=False, indent=1))
     return hf_dir, info["stats"], chrf
 
 

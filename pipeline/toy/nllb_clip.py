@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from pipeline.config import ToyNllbClipSettings
+from pipeline.lake import write_text_atomic
 from pipeline.languages import LANGS
 from pipeline.toy import lexicon as lx
 from pipeline.toy.scenes import Scene, jpeg_bytes
@@ -373,9 +374,7 @@ def ensure_toy_nllb_clip(out_dir: str | os.PathLike, nllb_hf_dir: str | os.PathL
     log(f"toy NLLB-CLIP held-out quality ({time.perf_counter() - started:.0f}s): "
         + ", ".join(f"{lang} AUC {q['auc']:.3f}" for lang, q in quality.items()))
     info.update(quality=quality, eval_version=TOY_EVAL_VERSION)
-    tmp = info_file.with_name(info_file.name + ".tmp")
-    tmp.write_text(json.dumps(info, ensure_ascii=False, indent=1), encoding="utf-8")
-    tmp.replace(info_file)
+    write_text_atomic(info_file, json.dumps(info, ensure_ascii=False, indent=1))
     return folder, info["stats"], quality
 
 

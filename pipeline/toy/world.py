@@ -126,7 +126,7 @@ def _palo(scenes, n, rng, langs, bad: bool) -> list[dict]:
         rows.append({"id": f"{lang}_{s.scene_id:012d}_{i}", "image": coco_name(s.scene_id),
                      "conversations": conversation(s, lang, rng)})
     if bad:
-        rows.append({"id": f"bad_empty", "conversations": []})
+        rows.append({"id": "bad_empty", "conversations": []})
     return rows
 
 
