@@ -206,7 +206,9 @@ def _value(md, key):
 def _line(md) -> str:
     if "chrf_min_eng_to_x" in md:
         return f"held-out chrF (eng->X) min {md['chrf_min_eng_to_x'].value:.1f}"
-    if "rows_kept" in md:
+    if "auc" in md:  # the NLLB-CLIP scorer
+        return f"held-out AUC min {min(md['auc'].value.values()):.3f}"
+    if _value(md, "rows_in"):
         return f"{_value(md, 'rows_kept')} rows kept, {_value(md, 'rows_quarantined')} quarantined"
     if "files" in md and "rows" in md:  # the toy world
         return f"{md['files'].value} files, {sum(md['rows'].value.values())} rows"
@@ -221,10 +223,11 @@ def _summary(defs, instance, outcome: Outcome, seconds: float) -> None:
     totals: dict[dg.AssetKey, list] = {}
     for m in mats:
         if m.partition is not None:
-            t = totals.setdefault(m.asset_key, [0, 0, 0, []])
+            t = totals.setdefault(m.asset_key, [0, 0, 0, [], 0])
             t[0] += 1
             t[1] += _value(m.metadata, "model_calls") or 0
             t[2] += _value(m.metadata, "cache_hits") or 0
+            t[4] += _value(m.metadata, "rows_kept") or 0
             if "chrf_vs_original" in m.metadata:
                 t[3].append(m.metadata["chrf_vs_original"].value)
     parts_of = {}
@@ -240,11 +243,12 @@ def _summary(defs, instance, outcome: Outcome, seconds: float) -> None:
                 md = event.asset_materialization.metadata if event and event.asset_materialization else {}
                 print(f"  {name:<28} " + "; ".join(filter(None, [_line(md), "fresh, skipped"])))
             continue
-        ran, calls, hits, chrf = totals.get(key, [0, 0, 0, []])
+        ran, calls, hits, chrf, kept = totals.get(key, [0, 0, 0, [], 0])
         skipped = f"{len(parts) - ran} fresh, skipped" if ran < len(parts) else ""
         if ran:
             extra = (f", back-translation chrF {sum(chrf) / len(chrf):.1f}" if chrf
-                     else f", {calls} model calls, {hits} memory hits")
+                     else f", {calls} model calls, {hits} cache hits" if calls or hits
+                     else f", {kept} rows kept")
             print(f"  {name:<28} {ran} partitions{extra}" + (f"; {skipped}" if skipped else ""))
         else:
             print(f"  {name:<28} {len(parts)} partitions fresh, skipped")
