@@ -26,6 +26,7 @@ from pipeline.model.minigpt import load_image
 from pipeline.model.vision import create_clip
 from pipeline.toy.scenes import jpeg_bytes, make_scenes
 from pipeline.toy.world import say
+from pipeline.toy.info import write_info
 
 RECIPE_VERSION = 1
 INFO_FILE = "toy_eva.json"
@@ -88,7 +89,7 @@ def train_toy_eva(out_dir: str | Path, vision: VisionSettings = TOY_VISION,
     info = {"vision": vision.model_dump(), "settings": settings.model_dump(), "first_loss": first,
             "last_loss": last, "heldout_retrieval_acc": round(acc, 3), "chance": round(1 / n_held, 3),
             "seconds": round(time.perf_counter() - started, 1)}
-    (out / INFO_FILE).write_text(json.dumps(info, indent=1))
+    write_info(out / INFO_FILE, info)
     return info
 
 

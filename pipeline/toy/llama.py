@@ -25,6 +25,7 @@ from pipeline.config import ToyLlamaSettings
 from pipeline.languages import LANGS
 from pipeline.model.chat import CHAT_TEMPLATE
 from pipeline.toy import lexicon
+from pipeline.toy.info import write_info
 
 RECIPE_VERSION = 1
 INFO_FILE = "toy_llama.json"
@@ -153,7 +154,7 @@ def train_toy_llama(out_dir: str | Path, settings: ToyLlamaSettings = ToyLlamaSe
             "last_loss": last, "seconds": round(time.perf_counter() - started, 1),
             "heldout_sentences": len(held), "heldout_perplexity": perplexity(model, tok, held),
             "vocab_size": len(tok)}
-    (out / INFO_FILE).write_text(json.dumps(info, indent=1, ensure_ascii=False))
+    write_info(out / INFO_FILE, info)
     return info
 
 

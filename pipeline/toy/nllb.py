@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from pipeline.config import ToyNllbSettings
-from pipeline.lake import write_text_atomic
 from pipeline.languages import LANGS, SOURCE_LANG, TARGET_LANGS
 from pipeline.toy import lexicon
+from pipeline.toy.info import read_info, write_info
 from pipeline.toy.nllb_data import (balance_templates, bare_word_rows, build_tokenizer, split_corpus,
                                     training_pairs)
 from pipeline.translation.nllb import (convert_to_ctranslate2, evaluate_chrf, lang_id, local_path,
@@ -262,12 +262,6 @@ def heldout_rows(hf_dir: str | os.PathLike, corpus: Sequence[dict[str, str]] | N
     return [r for r in corpus if r.get(SOURCE_LANG) in held]
 
 
-def _read_info(info_file: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(info_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
 
 def ensure_toy_model(root: str | os.PathLike, settings: ToyNllbSettings | None = None,
                      log: Callable[[str], None] = print, quantization: str = "int8"
@@ -289,14 +283,14 @@ def ensure_toy_model(root: str | os.PathLike, settings: ToyNllbSettings | None =
     if swept:
         log(f"toy NLLB: removed {len(swept)} temporary folder(s) left by a killed run in {base}: {swept}")
     info_file = hf_dir / TOY_INFO_FILE
-    info = _read_info(info_file)
+    info = read_info(info_file)
     trained = bool(info) and info.get("config_key") == key and (hf_dir / "config.json").is_file()
     if trained and info.get("chrf") and info.get("eval_version") == TOY_EVAL_VERSION:
         log(f"toy NLLB: reusing {hf_dir} (settings {key})")
         return hf_dir, info["stats"], info["chrf"]
     if not trained:
         train_toy_nllb(None, hf_dir, settings, log)
-        info = json.loads(info_file.read_text(encoding="utf-8"))
+        info = read_info(info_file)
     tmp = tmp_dir(base, EVAL_PREFIX)
     try:
         ct2 = convert_to_ctranslate2(hf_dir, tmp / "ct2", quantization)
@@ -309,7 +303,7 @@ def ensure_toy_model(root: str | os.PathLike, settings: ToyNllbSettings | None =
     log(f"toy NLLB chrF (held-out, {quantization or 'float32'}, greedy, {time.perf_counter() - started:.0f}s): "
         + ", ".join(f"{l} {v:.1f}" for l, v in chrf["eng_to_x"].items()))
     info.update(chrf=chrf, eval_version=TOY_EVAL_VERSION)
-    write_text_atomic(info_file, json.dumps(info, ensure_ascii=False, indent=1))
+    write_info(info_file, info)
     return hf_dir, info["stats"], chrf
 
 

@@ -39,9 +39,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from pipeline.config import ToyNllbClipSettings
-from pipeline.lake import write_text_atomic
 from pipeline.languages import LANGS
 from pipeline.toy import lexicon as lx
+from pipeline.toy.info import read_info, write_info
 from pipeline.toy.scenes import Scene, jpeg_bytes
 from pipeline.toy.world import say
 from pipeline.translation.nllb import local_path, sweep_stale_tmp, tmp_prefixes
@@ -333,12 +333,6 @@ def quality_summary(quality: dict[str, dict[str, float]]) -> dict[str, float]:
 # ---------------------------------------------------------------------------
 
 
-def _read_info(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
 
 def ensure_toy_nllb_clip(out_dir: str | os.PathLike, nllb_hf_dir: str | os.PathLike,
                          settings: ToyNllbClipSettings | None = None, log: Log = print
@@ -353,14 +347,14 @@ def ensure_toy_nllb_clip(out_dir: str | os.PathLike, nllb_hf_dir: str | os.PathL
         log(f"toy NLLB-CLIP: removed {len(swept)} temporary folder(s) left by a killed run: {swept}")
     key = toy_clip_key(settings, _nllb_fingerprint(local_path(nllb_hf_dir, "toy NLLB folder")))
     info_file = folder / TOY_INFO_FILE
-    info = _read_info(info_file)
+    info = read_info(info_file)
     trained = bool(info) and info.get("config_key") == key and (folder / "open_clip_config.json").is_file()
     if trained and info.get("quality") and info.get("eval_version") == TOY_EVAL_VERSION:
         log(f"toy NLLB-CLIP: reusing {folder} (settings {key})")
         return folder, info["stats"], info["quality"]
     if not trained:
         train_toy_nllb_clip(nllb_hf_dir, folder, settings, log, info_extra={"config_key": key})
-        info = json.loads(info_file.read_text(encoding="utf-8"))
+        info = read_info(info_file)
     import torch
 
     threads_before = torch.get_num_threads()
@@ -374,7 +368,7 @@ def ensure_toy_nllb_clip(out_dir: str | os.PathLike, nllb_hf_dir: str | os.PathL
     log(f"toy NLLB-CLIP held-out quality ({time.perf_counter() - started:.0f}s): "
         + ", ".join(f"{lang} AUC {q['auc']:.3f}" for lang, q in quality.items()))
     info.update(quality=quality, eval_version=TOY_EVAL_VERSION)
-    write_text_atomic(info_file, json.dumps(info, ensure_ascii=False, indent=1))
+    write_info(info_file, info)
     return folder, info["stats"], quality
 
 
