@@ -7,17 +7,18 @@ from assets.automation import raw_data_sensor, retranslation_schedules, translat
 from assets.models import model_assets
 from assets.raw import raw_assets
 from assets.shards import shard_assets
+from assets.training import training_assets
 from assets.translation import translation_assets
 from assets.wit import wit_assets
 from pipeline.config import Profile, load_profile
-from resources import ClipScorerResource, LakeResource, TranslatorResource
+from resources import ClipScorerResource, LakeResource, TrainingLauncher, TranslatorResource
 
 
 def make_definitions(profile: Profile, lake_root: str | None = None) -> dg.Definitions:
     jobs = translation_jobs(profile)
     assets = [*raw_assets(profile), *model_assets(profile), *translation_assets(profile), *wit_assets(profile)]
     return dg.Definitions(
-        assets=[*assets, *shard_assets(profile, assets)],
+        assets=[*assets, *shard_assets(profile, assets), *training_assets(profile)],
         jobs=jobs,
         schedules=retranslation_schedules(profile),
         sensors=[raw_data_sensor(profile, jobs)],
@@ -25,6 +26,7 @@ def make_definitions(profile: Profile, lake_root: str | None = None) -> dg.Defin
             "lake": LakeResource(root=lake_root or profile.lake_root),
             "translator": TranslatorResource(profile.translation),
             "clip_scorer": ClipScorerResource(profile.wit),
+            "trainer": TrainingLauncher(),
         },
     )
 

@@ -208,6 +208,15 @@ def _line(md) -> str:
         return f"held-out chrF (eng->X) min {md['chrf_min_eng_to_x'].value:.1f}"
     if "auc" in md:  # the NLLB-CLIP scorer
         return f"held-out AUC min {min(md['auc'].value.values()):.3f}"
+    if "loss_first" in md:  # a training stage
+        how = "trained nothing (weights for these inputs exist)" if _value(md, "cached") else \
+            f"{_value(md, 'steps')} steps, {_value(md, 'tokens_per_s'):.0f} tokens/s"
+        return f"loss {md['loss_first'].value:.2f} -> {md['loss_last'].value:.2f}, {how}"
+    if "heldout_perplexity" in md:  # the toy Llama
+        ppl = md["heldout_perplexity"].value
+        return f"held-out perplexity {min(ppl.values()):.1f}-{max(ppl.values()):.1f} over {len(ppl)} languages"
+    if "heldout_retrieval_acc" in md:  # the toy EVA
+        return f"held-out retrieval accuracy {md['heldout_retrieval_acc'].value:.2f} (chance {md['chance'].value:.2f})"
     if _value(md, "rows_in"):
         return f"{_value(md, 'rows_kept')} rows kept, {_value(md, 'rows_quarantined')} quarantined"
     if "files" in md and "rows" in md:  # the toy world

@@ -4,12 +4,19 @@ This is the one place that picks a toy builder: with `translation.model: toy` th
 `pipeline.toy.nllb` (trained once, cached); otherwise it is downloaded. Both are then converted to
 CTranslate2 by the same production step. Likewise `wit.model: toy` trains the tiny NLLB-CLIP of
 `pipeline.toy.nllb_clip` (its text tower starts from the toy NLLB's encoder); otherwise the open_clip
-model is downloaded once and saved into the lake. Both are then loaded and fingerprinted by the same step.
+model is downloaded once and saved into the lake. Both are then loaded and fingerprinted by the same step. The base models of the vision-language model
+come the same way: `eva_model` and `llama_model` train the tiny EVA and Llama of `pipeline.toy.eva` and
+`pipeline.toy.llama` into the lake where `model.vision.pretrained` and `model.llm` point (`{lake}/...`);
+in the paper profile they fetch EVA01-g-14 and Llama-3-8B-Instruct from the hub.
 """
+from pathlib import Path
+
 import dagster as dg
 
 from assets.metadata import code_version, materialize_result, md_table
-from pipeline.config import Profile
+from pipeline.config import ConfigError, Profile
+from pipeline.model.run import describe_llm, describe_vision, fetch_llm, fetch_vision
+from pipeline.toy.info import read_info
 from pipeline.stats import StepStats
 from pipeline.translation import nllb
 from pipeline.translation.run import prepare_model
@@ -19,6 +26,8 @@ from resources import LakeResource
 
 NLLB_MODEL = "nllb_model"
 NLLB_CLIP_MODEL = "nllb_clip_model"
+EVA_MODEL = "eva_model"
+LLAMA_MODEL = "llama_model"
 
 
 def nllb_model_asset(profile: Profile) -> dg.AssetsDefinition:
@@ -92,5 +101,65 @@ def nllb_clip_model_asset(profile: Profile) -> dg.AssetsDefinition:
     return nllb_clip_model
 
 
+def eva_model_asset(profile: Profile) -> dg.AssetsDefinition:
+    model, toy = profile.model, profile.model.toy_eva is not None
+    source = "a tiny timm Eva registered in open_clip, trained CLIP-style on toy scenes" if toy \
+        else f"open_clip {model.vision.model} ({model.vision.pretrained}), downloaded once"
+
+    @dg.asset(name=EVA_MODEL, group_name="models", kinds={"pytorch"},
+              code_version=code_version("1", model.vision, model.toy_eva),
+              description=f"The frozen vision encoder of the MiniGPT model: {source}")
+    def eva_model(context: dg.AssetExecutionContext, lake: LakeResource):
+        store = lake.get()
+        settings = model.in_lake(str(store.root.path))
+        stats, extra = StepStats(EVA_MODEL, unit="models"), {}
+        with stats.timed():
+            if toy:
+                from pipeline.toy.eva import INFO_FILE, ensure_toy_eva  # the toy builder: trained once, cached
+
+                if not settings.vision.pretrained or "/" not in settings.vision.pretrained:
+                    raise ConfigError("model.vision.pretrained: the toy profile names the checkpoint file the "
+                                      "eva_model asset writes, e.g. '{lake}/models/eva/open_clip_model.safetensors'")
+                path = Path(settings.vision.pretrained)
+                weights = ensure_toy_eva(path.parent, settings.vision, model.toy_eva, log=context.log.info)
+                info = read_info(weights.parent / INFO_FILE) or {}
+                extra = {k: info[k] for k in ("heldout_retrieval_acc", "chance", "first_loss", "last_loss") if k in info}
+            else:
+                weights = fetch_vision(settings)  # paper profile: needs the network once
+        return materialize_result(describe_vision(weights, stats), **extra)
+
+    return eva_model
+
+
+def llama_model_asset(profile: Profile) -> dg.AssetsDefinition:
+    model, toy = profile.model, profile.model.toy_llama is not None
+    source = "a tiny Llama with a Llama-3-style BPE tokenizer, pretrained on toy text in eleven languages" if toy \
+        else f"{model.llm}, downloaded once (licence accepted, HF_TOKEN set)"
+
+    @dg.asset(name=LLAMA_MODEL, group_name="models", kinds={"pytorch"},
+              code_version=code_version("1", model.llm, model.toy_llama),
+              description=f"The LLM of the MiniGPT model: {source}")
+    def llama_model(context: dg.AssetExecutionContext, lake: LakeResource):
+        store = lake.get()
+        settings = model.in_lake(str(store.root.path))
+        stats, extra = StepStats(LLAMA_MODEL, unit="models"), {}
+        with stats.timed():
+            if toy:
+                from pipeline.toy.llama import INFO_FILE, ensure_toy_llama  # the toy builder: trained once, cached
+
+                folder = ensure_toy_llama(settings.llm, model.toy_llama, log=context.log.info)
+                info = read_info(Path(folder) / INFO_FILE) or {}
+                ppl = info.get("heldout_perplexity", {})
+                extra = {"heldout_perplexity": ppl, "first_loss": info.get("first_loss"),
+                         "last_loss": info.get("last_loss"),
+                         "perplexity_table": md_table([{"language": k, "perplexity": v} for k, v in ppl.items()])}
+            else:
+                folder = fetch_llm(settings)  # paper profile: needs the network once
+        return materialize_result(describe_llm(folder, stats), **extra)
+
+    return llama_model
+
+
 def model_assets(profile: Profile) -> list[dg.AssetsDefinition]:
-    return [nllb_model_asset(profile), nllb_clip_model_asset(profile)]
+    return [nllb_model_asset(profile), nllb_clip_model_asset(profile), eva_model_asset(profile),
+            llama_model_asset(profile)]

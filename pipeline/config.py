@@ -371,6 +371,14 @@ class ModelSettings(_Strict):
     toy_eva: ToyEvaSettings | None = None  # toy profile only: how the tiny EVA is pretrained
     toy_llama: ToyLlamaSettings | None = None  # toy profile only: how the tiny Llama is pretrained
 
+    def in_lake(self, lake_root: str) -> "ModelSettings":
+        """These settings with `{lake}` in `llm` and `vision.pretrained` expanded to `lake_root` (the toy
+        profile's models are built into its own lake by the `eva_model` and `llama_model` assets)."""
+        vision = self.vision
+        if vision.pretrained and "{lake}" in vision.pretrained:
+            vision = vision.model_copy(update={"pretrained": vision.pretrained.replace("{lake}", lake_root)})
+        return self.model_copy(update={"vision": vision, "llm": self.llm.replace("{lake}", lake_root)})
+
 class ToyNllbClipSettings(_Strict):
     """Size and training knobs of the toy NLLB-CLIP (`pipeline.toy.nllb_clip`; toy profile only): a tiny
     ViT image tower and the toy NLLB's encoder as text tower (pooled at the language tag), built by

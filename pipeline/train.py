@@ -1,9 +1,7 @@
-"""``python -m pipeline.train --stage N [--no-resume] [--max-steps K]``: one training stage of the active
-profile (MMG4_CONFIG), single process or under ``deepspeed``/``torchrun``. The recipe is
-`pipeline.training.recipe`."""
+"""``python -m pipeline.train --stage N [--no-resume] [--max-steps K]``: see `pipeline.training.cli`."""
 import sys
 
-from pipeline.training.recipe import main
+from pipeline.training.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

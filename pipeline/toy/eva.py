@@ -5,7 +5,7 @@
 same timm `Eva` class as production's EVA01-g-14), trains the whole CLIP (Eva + a small text tower) with
 open_clip's `ClipLoss` on toy scenes and English captions, reports held-out image->caption retrieval
 accuracy, and saves `open_clip_model.safetensors`, which `vision.pretrained` then names.
-`ensure_toy_eva(root, vision, settings)` caches by key.
+`ensure_toy_eva(folder, vision, settings)` trains into `folder` once per settings (the key is in its info file).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from pipeline.model.minigpt import load_image
 from pipeline.model.vision import create_clip
 from pipeline.toy.scenes import jpeg_bytes, make_scenes
 from pipeline.toy.world import say
-from pipeline.toy.info import write_info
+from pipeline.toy.info import read_info, write_info
 
 RECIPE_VERSION = 1
 INFO_FILE = "toy_eva.json"
@@ -86,18 +86,22 @@ def train_toy_eva(out_dir: str | Path, vision: VisionSettings = TOY_VISION,
         caps = [say("caption", "eng_Latn", s) for s in scenes[:n_held]]
         acc = sum(caps[int(j)] == caps[i] for i, j in enumerate(pick)) / n_held
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / WEIGHTS))
-    info = {"vision": vision.model_dump(), "settings": settings.model_dump(), "first_loss": first,
+    info = {"key": settings_key(vision, settings), "vision": vision.model_dump(),
+            "settings": settings.model_dump(), "first_loss": first,
             "last_loss": last, "heldout_retrieval_acc": round(acc, 3), "chance": round(1 / n_held, 3),
             "seconds": round(time.perf_counter() - started, 1)}
     write_info(out / INFO_FILE, info)
     return info
 
 
-def ensure_toy_eva(root: str | Path, vision: VisionSettings = TOY_VISION,
+def ensure_toy_eva(folder: str | Path, vision: VisionSettings = TOY_VISION,
                    settings: ToyEvaSettings = ToyEvaSettings(), log=print) -> Path:
-    """Train once per settings under root/<key>/; returns the checkpoint file for `vision.pretrained`."""
-    final = Path(root) / settings_key(vision, settings)
-    if not (final / INFO_FILE).is_file():
+    """Train into `folder` unless it already holds the EVA of these settings (its info file records the
+    key); returns the checkpoint file for `model.vision.pretrained`. A stable folder, so the profile can
+    name the file; training goes to a sibling and is swapped in whole, so a killed run leaves no half model."""
+    final, key = Path(folder), settings_key(vision, settings)
+    info = read_info(final / INFO_FILE)
+    if not (info and info.get("key") == key and (final / WEIGHTS).is_file()):
         tmp = final.with_name(final.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         train_toy_eva(tmp, vision, settings, log)

@@ -5,7 +5,7 @@ every toy sentence in all eleven languages, appends the 256 Llama-3 special toke
 (`<|begin_of_text|>`, `<|end_of_text|>`, reserved 0-3, headers, reserved 4, `<|eot_id|>`, reserved 5-250)
 and the chat template, then pretrains a `LlamaForCausalLM` briefly on the same text and reports held-out
 perplexity per language. The folder is laid out as a hub checkpoint, so `pipeline.model.build_model` loads
-it exactly like `meta-llama/Meta-Llama-3-8B-Instruct`. `ensure_toy_llama(root, settings)` caches by key.
+it exactly like `meta-llama/Meta-Llama-3-8B-Instruct`. `ensure_toy_llama(folder, settings)` trains into `folder` once per settings.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from pipeline.config import ToyLlamaSettings
 from pipeline.languages import LANGS
 from pipeline.model.chat import CHAT_TEMPLATE
 from pipeline.toy import lexicon
-from pipeline.toy.info import write_info
+from pipeline.toy.info import read_info, write_info
 
 RECIPE_VERSION = 1
 INFO_FILE = "toy_llama.json"
@@ -158,10 +158,12 @@ def train_toy_llama(out_dir: str | Path, settings: ToyLlamaSettings = ToyLlamaSe
     return info
 
 
-def ensure_toy_llama(root: str | Path, settings: ToyLlamaSettings = ToyLlamaSettings(), log=print) -> Path:
-    """Train once per settings under root/<key>/ and return that folder (a hub-style Llama checkpoint)."""
-    final = Path(root) / settings_key(settings)
-    if (final / INFO_FILE).is_file():
+def ensure_toy_llama(folder: str | Path, settings: ToyLlamaSettings = ToyLlamaSettings(), log=print) -> Path:
+    """Train into `folder` unless it already holds the Llama of these settings (its info file records the
+    key) and return it (a hub-style Llama checkpoint). Trained in a sibling and swapped in whole."""
+    final, key = Path(folder), settings_key(settings)
+    info = read_info(final / INFO_FILE)
+    if info and info.get("key") == key and (final / "config.json").is_file():
         return final
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

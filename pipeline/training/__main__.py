@@ -1,6 +1,6 @@
-"""CLI: ``python -m pipeline.training --stage N`` (also ``python -m pipeline.train``). See recipe.main."""
+"""CLI: ``python -m pipeline.training --stage N`` (also ``python -m pipeline.train``); see `cli.py`."""
 import sys
 
-from pipeline.training.recipe import main
+from pipeline.training.cli import main
 
 sys.exit(main())

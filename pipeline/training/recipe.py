@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from pipeline.config import REPO_ROOT, ConfigError, ModelSettings, StageSettings
-from pipeline.lake import Lake, build_manifest
+from pipeline.lake import build_manifest, write_text_atomic
 from pipeline.model.minigpt import CheckpointMismatch, MiniGPT, build_model, resolve_dtype
 from pipeline.model.weights import check_trainable, load_trainable, save_trainable
 from pipeline.stats import StepResult, StepStats
@@ -167,12 +167,13 @@ def _save(engine, out_dir: Path, step: int, loader: MixtureLoader, rank: int, ze
 def train_stage(settings: ModelSettings, stage_no: int, datasets: Mapping[str, RowSource], out_dir: str | Path,
                 init_weights: str | Path | None = None, resume: bool = True,
                 on_step: Callable[[int, float], None] | None = None, progress: bool = True,
-                max_steps: int | None = None) -> StepResult:
+                max_steps: int | None = None, summary: Mapping[str, Any] | None = None) -> StepResult:
     """Train stage `stage_no` of `settings.stages` on `datasets` into `out_dir`.
 
     `init_weights`: trainable weights to start from (stage N-1's `final/trainable.safetensors`).
     `resume`: continue from `out_dir`'s latest checkpoint if there is one (bit-exact).
     `on_step(step, loss)`: called after every optimiser step (tests interrupt a run from it).
+    `summary`: extra fields for `final/train.json` (the data version the run was trained for).
     """
     import deepspeed
     from tqdm import tqdm
@@ -214,13 +215,14 @@ def train_stage(settings: ModelSettings, stage_no: int, datasets: Mapping[str, R
         model=model, optimizer=optimizer, config=ds_cfg,
         lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(stage)))
 
-    step = 0
+    step, losses = 0, []
     if resume_from is not None:
         _, client = engine.load_checkpoint(str(out / CKPT_DIR), tag=resume_from.name, load_module_strict=False,
                                            load_optimizer_states=True, load_lr_scheduler_states=True)
         step = int(client["step"])
         mine = torch.load(resume_from / f"rank{rank}.pt", weights_only=True)
         loader.load_state(mine["loader"])
+        losses = [tuple(x) for x in mine.get("losses", [])]  # the curve so far, so the plot spans the stage
         _set_rng_state(mine["rng"])
 
     writer = None
@@ -228,7 +230,6 @@ def train_stage(settings: ModelSettings, stage_no: int, datasets: Mapping[str, R
         from torch.utils.tensorboard import SummaryWriter
         writer = SummaryWriter(str(out / TB_DIR))
     stats = StepStats(step=f"train_stage{stage_no}", unit="samples")
-    losses: list[tuple[int, float]] = []
     per_dataset: dict[str, int] = {}
     samples = tokens = 0
     window_loss, window_n = 0.0, 0
@@ -246,7 +247,7 @@ def train_stage(settings: ModelSettings, stage_no: int, datasets: Mapping[str, R
             samples += len(rows)
             tokens += int(batch["attention_mask"].sum())
             per_dataset[name] = per_dataset.get(name, 0) + len(rows)
-            window_loss += float(loss)
+            window_loss += float(loss.detach())
             window_n += 1
             if not boundary:
                 continue
@@ -263,7 +264,7 @@ def train_stage(settings: ModelSettings, stage_no: int, datasets: Mapping[str, R
                 writer.add_scalar("train/tokens_per_s", tokens * world / elapsed, step)
                 bar.set_postfix(loss=f"{step_loss:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
             if step % stage.save_every == 0 or step == total_steps:
-                _save(engine, out, step, loader, rank, zero_stage, {"losses": losses[-stage.save_every:]})
+                _save(engine, out, step, loader, rank, zero_stage, {"losses": losses})
             if on_step is not None:
                 on_step(step, step_loss)
     bar.close()
@@ -277,11 +278,13 @@ def train_stage(settings: ModelSettings, stage_no: int, datasets: Mapping[str, R
             save_trainable(engine.module.trainable_state(), final / WEIGHTS_FILE)
     if rank == 0:
         window = max(1, len(losses) // 5)
-        summary = {"stage": stage_no, "steps": step, "world_size": world, "zero_stage": zero_stage,
+        record = {"stage": stage_no, "steps": step, "world_size": world, "zero_stage": zero_stage,
                    "dtype": str(dtype), "losses": losses, "samples_by_dataset": per_dataset,
                    "init_weights": str(init_weights) if init_weights else None,
-                   "resumed_from": str(resume_from) if resume_from else None}
-        (final / "train.json").write_text(json.dumps(summary, indent=1))
+                   "resumed_from": str(resume_from) if resume_from else None,
+                   "samples": samples * world, "tokens": tokens * world, "seconds": round(stats.seconds, 3),
+                   **(summary or {})}
+        write_text_atomic(final / "train.json", json.dumps(record, indent=1))
         manifest = build_manifest(final, {WEIGHTS_FILE: None, "train.json": None},
                                   extra={"stage": stage_no, "steps": step})
         stats.items = samples * world
@@ -296,64 +299,5 @@ def train_stage(settings: ModelSettings, stage_no: int, datasets: Mapping[str, R
     return StepResult(str(final), manifest, stats)
 
 
-__all__ = ["train_stage", "main", "stage_datasets", "deepspeed_config", "init_distributed", "lr_lambda", "param_groups",
+__all__ = ["train_stage", "deepspeed_config", "init_distributed", "lr_lambda", "param_groups",
            "latest_checkpoint", "CheckpointMismatch", "MiniGPT", "WEIGHTS_FILE", "FINAL_DIR", "CKPT_DIR"]
-
-
-# ---------------------------------------------------------------------------- CLI
-class ShardRows:
-    """The rows of one shard set in every language it has (re-iterable; each file verified as it is read)."""
-
-    def __init__(self, folders: list):
-        self.folders = folders
-
-    def __iter__(self):
-        from pipeline.shards.reader import read_shard_set
-
-        for folder in self.folders:
-            yield from read_shard_set(folder)
-
-
-def stage_datasets(profile, lake, stage_no: int) -> dict[str, RowSource]:
-    """Stage `stage_no`'s datasets from the Arrow shards, as the shard step resolves the profile's mixture
-    (`pipeline.shards.mixture.check_mixture`: a dataset without shards is an error that names it)."""
-    from pipeline.shards.mixture import check_mixture
-
-    stages = check_mixture(profile, lake)
-    key = f"stage{stage_no}"
-    if key not in stages:
-        raise ConfigError(f"stages.{key}: this profile gives stage {stage_no} no mixture")
-    return {e.dataset: ShardRows([lake.path(*s.path.split("/")) for s in e.sets]) for e in stages[key].entries}
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from pipeline.config import load_profile
-
-    ap = argparse.ArgumentParser(description="Train one stage of the active profile (MMG4_CONFIG).")
-    ap.add_argument("--stage", type=int, required=True)
-    ap.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints of this stage")
-    ap.add_argument("--max-steps", type=int, default=None)
-    ap.add_argument("--init-weights", default=None,
-                    help="trainable weights to start from (default: stage N-1's final weights, if N > 1)")
-    a = ap.parse_args(argv)
-    try:
-        profile = load_profile()
-        root = profile.lake_root if "://" in profile.lake_root else str(REPO_ROOT / profile.lake_root)
-        settings = profile.model
-        if a.stage not in settings.stages:
-            raise ConfigError(f"model.stages: no stage {a.stage}; the profile defines {sorted(settings.stages)}")
-        init = a.init_weights
-        if init is None and a.stage > 1:
-            init = Path(root) / "training" / f"stage{a.stage - 1}" / FINAL_DIR / WEIGHTS_FILE
-            if not init.is_file():
-                raise ConfigError(f"stage {a.stage} starts from stage {a.stage - 1}'s weights: {init} is missing")
-        datasets = stage_datasets(profile, Lake.at(profile.lake_root), a.stage)
-        result = train_stage(settings, a.stage, datasets, Path(root) / "training" / f"stage{a.stage}",
-                             init_weights=init, resume=not a.no_resume, max_steps=a.max_steps)
-    except (ConfigError, CheckpointMismatch, ValueError) as err:
-        print(f"error: {err}")
-        return 2
-    print(json.dumps(result.stats.to_dict(), indent=1))
-    return 0
