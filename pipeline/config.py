@@ -440,6 +440,14 @@ class WitSettings(_Strict):
     toy_nllb_clip: ToyNllbClipSettings = ToyNllbClipSettings()
 
 
+class EvaluationSettings(_Strict):
+    """MMMU and MMMU Multi evaluation of each stage's model (pipeline.evaluate.run)."""
+
+    batch_size: int = Field(16, ge=1)  # questions per generate call (left-padded)
+    max_new_tokens: int = Field(16, ge=1)  # greedy; the official prompt asks for a letter or a short phrase
+    back_translation: bool = True  # also evaluate MMMU back-translated into English from each language
+
+
 class Profile(_Strict):
     name: str
     lake_root: str  # local folder (relative to the repo) or an fsspec URL (s3://bucket/prefix)
@@ -453,6 +461,7 @@ class Profile(_Strict):
     shards: ShardSettings = ShardSettings()
     stages: dict[Literal[STAGES], StageMixture] = {}  # stage -> its shard sets and weights
     model: ModelSettings = ModelSettings()  # the vision-language model and its training stages
+    evaluation: EvaluationSettings = EvaluationSettings()  # MMMU / MMMU Multi of every stage
 
     @model_validator(mode="after")
     def _one_mixture_per_stage(self) -> "Profile":
