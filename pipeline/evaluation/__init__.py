@@ -1,1 +1,0 @@
-"""MMMU and MMMU Multi evaluation (next step), scored exactly like the official code, and the report."""
