@@ -4,6 +4,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.automation import raw_data_sensor, retranslation_schedules, translation_jobs
+from assets.evaluation import evaluation_assets
 from assets.models import model_assets
 from assets.raw import raw_assets
 from assets.shards import shard_assets
@@ -12,13 +13,15 @@ from assets.translation import translation_assets
 from assets.wit import wit_assets
 from pipeline.config import Profile, load_profile
 from resources import ClipScorerResource, LakeResource, TrainingLauncher, TranslatorResource
+from resources.evaluator import EvaluatorResource
 
 
 def make_definitions(profile: Profile, lake_root: str | None = None) -> dg.Definitions:
     jobs = translation_jobs(profile)
     assets = [*raw_assets(profile), *model_assets(profile), *translation_assets(profile), *wit_assets(profile)]
     return dg.Definitions(
-        assets=[*assets, *shard_assets(profile, assets), *training_assets(profile)],
+        assets=[*assets, *shard_assets(profile, assets), *training_assets(profile),
+                *evaluation_assets(profile)],
         jobs=jobs,
         schedules=retranslation_schedules(profile),
         sensors=[raw_data_sensor(profile, jobs)],
@@ -27,6 +30,7 @@ def make_definitions(profile: Profile, lake_root: str | None = None) -> dg.Defin
             "translator": TranslatorResource(profile.translation),
             "clip_scorer": ClipScorerResource(profile.wit),
             "trainer": TrainingLauncher(),
+            "evaluator": EvaluatorResource(profile),
         },
     )
 

@@ -130,12 +130,35 @@ def _palo(scenes, n, rng, langs, bad: bool) -> list[dict]:
     return rows
 
 
+def multiple_choice(scene: Scene, attr: str, rng: random.Random, lang: str = "eng_Latn") -> tuple[str, list[str], int]:
+    """(question, options, index of the right one) about one attribute of a scene, as MMMU asks it."""
+    values = list(MC[attr])
+    rng.shuffle(values)
+    right = scene.slots()[attr]
+    choices = values[:4] if right in values[:4] else values[:3] + [right]
+    rng.shuffle(choices)
+    return lx.sentence(f"mc_{attr}", lang), [lx.word(attr, v, lang) for v in choices], choices.index(right)
+
+
+def mc_conversation(scene: Scene, rng: random.Random) -> list[dict]:
+    """A multiple-choice question about the image with `(A) option` lines, answered `(B) option` (real
+    Cambrian holds such rows from ScienceQA, AI2D, ...). The letters are protected by the translator's
+    segmenter, so a translated row keeps them and translates the question and the options."""
+    question, options, k = multiple_choice(scene, rng.choice(tuple(MC)), rng)
+    letters = "ABCD"
+    lines = "\n".join(f"({letters[j]}) {o}" for j, o in enumerate(options))
+    return [{"from": "human", "value": f"<image>\n{question}\n{lines}"},
+            {"from": "gpt", "value": f"({letters[k]}) {options[k]}"}]
+
+
 def _cambrian(scenes, n, rng, bad: bool) -> list[str]:
     lines = []
     for i in range(n):
         s = scenes[(3 * i) % len(scenes)]
         with_image = i % 2 == 0
-        row = {"id": f"cambrian_{i}", "conversations": conversation(s, "eng_Latn", rng, with_image)}
+        # half of the image rows are multiple-choice questions, as in the real Cambrian mix
+        turns = mc_conversation(s, rng) if i % 4 == 0 else conversation(s, "eng_Latn", rng, with_image)
+        row = {"id": f"cambrian_{i}", "conversations": turns}
         if with_image:
             row["image"] = coco_name(s.scene_id)
         elif i % 4 == 1:
