@@ -19,7 +19,7 @@ from pipeline.toy.world import conversation, say
 from tests.conftest import small_profile
 from tests.training_world import EVA, LLAMA, VISION
 
-pytestmark = pytest.mark.slow  # three trainer subprocesses (torch + DeepSpeed start-up each): about a minute
+
 
 STEPS = 4
 

@@ -1,4 +1,4 @@
-"""Command line for MMMU scoring, without Dagster.
+"""Command line for MMMU scoring, without Dagster, and the toy Table 2 job.
 
     python -m pipeline.evaluate score RUN_DIR [--out DIR]
         RUN_DIR holds <Subject>/output.json files (lists of {id, question_type, answer, all_choices,
@@ -8,6 +8,8 @@
     python -m pipeline.evaluate score PREDICTIONS.json --answers answer_dict_val.json [--out DIR]
         {id: prediction} scored as the official main_eval_only.py (multiple-choice predictions are letters
         already). Writes <stem>.parsed.json and <stem>.results.json into --out or beside PREDICTIONS.
+    python -m pipeline.evaluate table2 [--seeds 0 1 2] [--rows STEM ...]
+        The toy Table 2 (`pipeline.evaluate.table2`, `make table2`), after `make demo`.
 
 Prints the table (per discipline, its subjects, then `Overall correct/total acc`) on stdout and the
 warnings on stderr. Input that cannot be scored honestly (malformed JSON, wrong types, unknown ids, ...;
@@ -105,7 +107,20 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("path", type=Path, help="a folder of <Subject>/output.json, or a {id: prediction} JSON file")
     s.add_argument("--answers", type=Path, help="answer file {id: {question_type, ground_truth}} (file layout)")
     s.add_argument("--out", type=Path, help="where to write the parsed predictions and results")
+    t = sub.add_parser("table2", help="the toy Table 2: train and evaluate every row of configs/ablations/")
+    t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    t.add_argument("--rows", nargs="+", help="overlay file stems (default: every table2_row*.yaml)")
     args = parser.parse_args(argv)
+    if args.command == "table2":
+        from pipeline.config import ConfigError
+        from pipeline.evaluate.table2 import markdown, run_table2
+
+        try:
+            print(markdown(run_table2(seeds=args.seeds, rows=args.rows)))
+        except (ConfigError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
 
     try:
         if args.path.is_dir():

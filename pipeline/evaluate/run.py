@@ -25,7 +25,7 @@ from pipeline.stats import StepResult, StepStats
 from pipeline.evaluate.prompts import build_prompt, choices_for, parse_options
 from pipeline.evaluate.scoring import score_samples
 from pipeline.evaluate.subjects import subject_of_id
-from pipeline.training.run import FINAL_DIR, WEIGHTS_FILE, model_settings, read_final, stage_dir
+from pipeline.training.run import FINAL_DIR, STAGE_DIR, WEIGHTS_FILE, model_settings, read_final, stage_dir
 
 EVAL_DIR = "evaluation"
 PREDICTIONS, RESULTS, KEY_FILE = "predictions.jsonl", "results.json", "key.json"
@@ -77,7 +77,7 @@ def questions_digest(rows: list[Row]) -> str:
 class Generator:
     """One stage's trained model, loaded once, answering prompts in batches (greedy)."""
 
-    def __init__(self, profile: Profile, lake: Lake, stage_no: int):
+    def __init__(self, profile: Profile, lake: Lake, stage_no: int, runs: str = STAGE_DIR):
         import torch
 
         from pipeline.model.minigpt import build_model
@@ -87,7 +87,7 @@ class Generator:
         if settings.threads:
             torch.set_num_threads(settings.threads)
         self.model = build_model(settings)
-        load_trainable(self.model, stage_dir(lake, stage_no) / FINAL_DIR / WEIGHTS_FILE)
+        load_trainable(self.model, stage_dir(lake, stage_no, runs) / FINAL_DIR / WEIGHTS_FILE)
         self.model.eval()
         if torch.cuda.is_available():
             self.model.cuda()
@@ -121,20 +121,22 @@ def _sample(row: Row, response: str, partition: str) -> dict[str, Any]:
 
 def evaluate_partition(profile: Profile, lake: Lake, stage_no: int, partition: str,
                        generator: Callable[[], Callable] | None = None, log: Log = print,
-                       after_batch: Callable[[int], None] | None = None) -> StepResult:
+                       after_batch: Callable[[int], None] | None = None, runs: str = STAGE_DIR,
+                       out_dir: str = EVAL_DIR) -> StepResult:
     """Answer and score one question set with stage `stage_no`'s model; see the module docstring.
 
     `generator()` returns the model's batch function (the resource's cached `Generator`); it is called only
-    when something is left to generate. `after_batch(n_done)` runs after each stored batch (tests kill there)."""
+    when something is left to generate. `after_batch(n_done)` runs after each stored batch (tests kill there).
+    `runs`/`out_dir`: the lake folders of the trained stages and of the predictions (ablations use others)."""
     settings = profile.evaluation
-    trained = read_final(lake, stage_no)
-    if not trained or not (stage_dir(lake, stage_no) / FINAL_DIR / WEIGHTS_FILE).is_file():
-        raise ConfigError(f"stage {stage_no} has no trained weights under {stage_dir(lake, stage_no) / FINAL_DIR}: "
+    trained = read_final(lake, stage_no, runs)
+    if not trained or not (stage_dir(lake, stage_no, runs) / FINAL_DIR / WEIGHTS_FILE).is_file():
+        raise ConfigError(f"stage {stage_no} has no trained weights under {stage_dir(lake, stage_no, runs) / FINAL_DIR}: "
                           f"materialise `stage{stage_no}` first")
     rows = load_questions(profile, lake, partition)
     key = {"stage": stage_no, "weights": trained["data_version"], "questions": questions_digest(rows),
            "max_new_tokens": settings.max_new_tokens, "prompt": PROMPT_VERSION}
-    out = Path(lake.path(EVAL_DIR, f"stage{stage_no}", partition).path)
+    out = Path(lake.path(*out_dir.split("/"), f"stage{stage_no}", partition).path)
     out.mkdir(parents=True, exist_ok=True)
     stats = StepStats(f"evaluate_stage{stage_no}", unit="questions")
     with stats.timed():
@@ -147,7 +149,7 @@ def evaluate_partition(profile: Profile, lake: Lake, stage_no: int, partition: s
         stats.cache_hits = len(rows) - len(todo)
         if todo:
             log(f"stage {stage_no} [{partition}]: {len(todo)} of {len(rows)} questions to answer")
-            answer = generator() if generator is not None else Generator(profile, lake, stage_no)
+            answer = generator() if generator is not None else Generator(profile, lake, stage_no, runs)
             # rewrite what was read (drops a torn last line), then append batch by batch
             write_text_atomic(out / PREDICTIONS, "".join(
                 json.dumps({"id": i, "response": r}, ensure_ascii=False) + "\n" for i, r in done.items()))

@@ -48,8 +48,9 @@ class ShardRows:
             yield from read_shard_set(folder)
 
 
-def stage_dir(lake: Lake, stage_no: int) -> Path:
-    root = lake.path(STAGE_DIR, f"stage{stage_no}")
+def stage_dir(lake: Lake, stage_no: int, runs: str = STAGE_DIR) -> Path:
+    """`<lake>/<runs>/stageN`: `training/` for the pipeline's stages, elsewhere for ablation runs."""
+    root = lake.path(*runs.split("/"), f"stage{stage_no}")
     if getattr(root, "protocol", "") not in ("", "file", "local"):
         raise ConfigError(f"lake_root {lake.root}: training writes DeepSpeed checkpoints to a local folder; "
                           f"use a local or mounted lake on the training machine")
@@ -89,22 +90,22 @@ def stage_datasets(profile: Profile, lake: Lake, stage_no: int):
     return datasets, resolved
 
 
-def read_final(lake: Lake, stage_no: int) -> dict[str, Any] | None:
-    path = stage_dir(lake, stage_no) / FINAL_DIR / TRAIN_FILE
+def read_final(lake: Lake, stage_no: int, runs: str = STAGE_DIR) -> dict[str, Any] | None:
+    path = stage_dir(lake, stage_no, runs) / FINAL_DIR / TRAIN_FILE
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
 
 
-def data_version(profile: Profile, lake: Lake, stage_no: int, resolved) -> str:
+def data_version(profile: Profile, lake: Lake, stage_no: int, resolved, prev_runs: str = STAGE_DIR) -> str:
     settings = model_settings(profile, lake)
     prev = None
     if stage_no > 1:
-        done = read_final(lake, stage_no - 1)
+        done = read_final(lake, stage_no - 1, prev_runs)
         if not done or "data_version" not in done:
             raise ConfigError(f"stage {stage_no} starts from stage {stage_no - 1}'s weights: "
-                              f"{stage_dir(lake, stage_no - 1) / FINAL_DIR / TRAIN_FILE} is missing (train stage "
+                              f"{stage_dir(lake, stage_no - 1, prev_runs) / FINAL_DIR / TRAIN_FILE} is missing (train stage "
                               f"{stage_no - 1} first)")
         prev = done["data_version"]
     blob = {
@@ -153,15 +154,24 @@ def _result(folder: Path, record: dict, cached: bool) -> StepResult:
 
 
 def run_stage(profile: Profile, lake: Lake, stage_no: int, resume: bool = True, max_steps: int | None = None,
-              progress: bool = True, on_step=None) -> StepResult:
-    """Train stage `stage_no` unless its weights for the current inputs exist; resume a stage cut short."""
+              progress: bool = True, on_step=None, runs: str = STAGE_DIR, prev_runs: str | None = None,
+              seed: int | None = None) -> StepResult:
+    """Train stage `stage_no` unless its weights for the current inputs exist; resume a stage cut short.
+
+    `runs`: the lake folder of the stage folders (`training`); `prev_runs`: where stage N-1 is (default:
+    `runs`); `seed`: overrides the stage's seed (the ablation's repeats)."""
+    prev_runs = prev_runs or runs
+    if seed is not None:
+        stages = dict(profile.model.stages)
+        stages[stage_no] = stages[stage_no].model_copy(update={"seed": seed})
+        profile = profile.model_copy(update={"model": profile.model.model_copy(update={"stages": stages})})
     settings = model_settings(profile, lake)
     if stage_no not in settings.stages:
         raise ConfigError(f"model.stages: no stage {stage_no}; the profile defines {sorted(settings.stages)}")
     datasets, resolved = stage_datasets(profile, lake, stage_no)
-    version = data_version(profile, lake, stage_no, resolved)
-    out = stage_dir(lake, stage_no)
-    done = read_final(lake, stage_no)
+    version = data_version(profile, lake, stage_no, resolved, prev_runs)
+    out = stage_dir(lake, stage_no, runs)
+    done = read_final(lake, stage_no, runs)
     complete = done and done.get("steps") == settings.stages[stage_no].steps  # not a --max-steps trial
     if complete and done.get("data_version") == version and (out / FINAL_DIR / WEIGHTS_FILE).is_file():
         return _result(out / FINAL_DIR, done, cached=True)
@@ -178,7 +188,7 @@ def run_stage(profile: Profile, lake: Lake, stage_no: int, resume: bool = True, 
 
     init = None
     if stage_no > 1:
-        init = stage_dir(lake, stage_no - 1) / FINAL_DIR / WEIGHTS_FILE
+        init = stage_dir(lake, stage_no - 1, prev_runs) / FINAL_DIR / WEIGHTS_FILE
     result = train_stage(settings, stage_no, datasets, out, init_weights=init, resume=resume, max_steps=max_steps,
                          progress=progress, on_step=on_step, summary={"data_version": version})
     if result.manifest is None:  # ranks > 0 report nothing
