@@ -69,11 +69,16 @@ def run_table2(base: Profile | None = None, seeds=DEFAULT_SEEDS, rows: list[str]
     lake = Lake.at(base.lake_root)
     overlays = [p for p in ablation_rows() if rows is None or p.stem in rows]
     out: dict[str, Any] = {"profile": base.name, "seeds": list(seeds), "rows": {}}
+    path = Path(lake.path(*TABLE2_FILE).path)
+    if path.is_file():  # a run of some rows keeps the others' results (when they used the same seeds)
+        earlier = json.loads(path.read_text())
+        if earlier.get("seeds") == list(seeds) and earlier.get("profile") == base.name:
+            out["rows"] = {k: v for k, v in earlier.get("rows", {}).items() if k in {o.stem for o in ablation_rows()}}
     for overlay in overlays:
         runs = [run_row(base, lake, overlay, seed, log) for seed in seeds]
         out["rows"][overlay.stem] = {k: _spread([r[k] for r in runs]) for k in ("mmmu", "mmmu_multi")}
         out["rows"][overlay.stem]["runs"] = runs
-    path = Path(lake.path(*TABLE2_FILE).path)
+    out["rows"] = {o.stem: out["rows"][o.stem] for o in ablation_rows() if o.stem in out["rows"]}  # table order
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(out, indent=1))
     write_text_atomic(path.with_suffix(".md"), markdown(out) + "\n")
