@@ -101,34 +101,43 @@ def nllb_clip_model_asset(profile: Profile) -> dg.AssetsDefinition:
     return nllb_clip_model
 
 
+def _base_model_asset(name: str, code: str, description: str, build) -> dg.AssetsDefinition:
+    """An asset for one base model of the MiniGPT model: `build(context, settings, stats)` returns the
+    step's result and extra metadata; the settings have `{lake}` expanded to this lake."""
+
+    @dg.asset(name=name, group_name="models", kinds={"pytorch"}, code_version=code, description=description)
+    def _model(context: dg.AssetExecutionContext, lake: LakeResource):
+        store = lake.get()
+        stats = StepStats(name, unit="models")
+        with stats.timed():
+            result, extra = build(context, store, stats)
+        return materialize_result(result, **extra)
+
+    return _model
+
+
 def eva_model_asset(profile: Profile) -> dg.AssetsDefinition:
     model, toy = profile.model, profile.model.toy_eva is not None
     source = "a tiny timm Eva registered in open_clip, trained CLIP-style on toy scenes" if toy \
         else f"open_clip {model.vision.model} ({model.vision.pretrained}), downloaded once"
 
-    @dg.asset(name=EVA_MODEL, group_name="models", kinds={"pytorch"},
-              code_version=code_version("1", model.vision, model.toy_eva),
-              description=f"The frozen vision encoder of the MiniGPT model: {source}")
-    def eva_model(context: dg.AssetExecutionContext, lake: LakeResource):
-        store = lake.get()
+    def build(context, store, stats):
         settings = model.in_lake(str(store.root.path))
-        stats, extra = StepStats(EVA_MODEL, unit="models"), {}
-        with stats.timed():
-            if toy:
-                from pipeline.toy.eva import INFO_FILE, ensure_toy_eva  # the toy builder: trained once, cached
+        if not toy:
+            return describe_vision(fetch_vision(settings), stats), {}  # paper profile: needs the network once
+        from pipeline.toy.eva import INFO_FILE, ensure_toy_eva  # the toy builder: trained once, cached
 
-                if not settings.vision.pretrained or "/" not in settings.vision.pretrained:
-                    raise ConfigError("model.vision.pretrained: the toy profile names the checkpoint file the "
-                                      "eva_model asset writes, e.g. '{lake}/models/eva/open_clip_model.safetensors'")
-                path = Path(settings.vision.pretrained)
-                weights = ensure_toy_eva(path.parent, settings.vision, model.toy_eva, log=context.log.info)
-                info = read_info(weights.parent / INFO_FILE) or {}
-                extra = {k: info[k] for k in ("heldout_retrieval_acc", "chance", "first_loss", "last_loss") if k in info}
-            else:
-                weights = fetch_vision(settings)  # paper profile: needs the network once
-        return materialize_result(describe_vision(weights, stats), **extra)
+        if not settings.vision.pretrained or "/" not in settings.vision.pretrained:
+            raise ConfigError("model.vision.pretrained: the toy profile names the checkpoint file the eva_model "
+                              "asset writes, e.g. '{lake}/models/eva/open_clip_model.safetensors'")
+        weights = ensure_toy_eva(Path(settings.vision.pretrained).parent, settings.vision, model.toy_eva,
+                                 log=context.log.info)
+        info = read_info(weights.parent / INFO_FILE) or {}
+        extra = {k: info[k] for k in ("heldout_retrieval_acc", "chance", "first_loss", "last_loss") if k in info}
+        return describe_vision(weights, stats), extra
 
-    return eva_model
+    return _base_model_asset(EVA_MODEL, code_version("1", model.vision, model.toy_eva),
+                             f"The frozen vision encoder of the MiniGPT model: {source}", build)
 
 
 def llama_model_asset(profile: Profile) -> dg.AssetsDefinition:
@@ -136,28 +145,21 @@ def llama_model_asset(profile: Profile) -> dg.AssetsDefinition:
     source = "a tiny Llama with a Llama-3-style BPE tokenizer, pretrained on toy text in eleven languages" if toy \
         else f"{model.llm}, downloaded once (licence accepted, HF_TOKEN set)"
 
-    @dg.asset(name=LLAMA_MODEL, group_name="models", kinds={"pytorch"},
-              code_version=code_version("1", model.llm, model.toy_llama),
-              description=f"The LLM of the MiniGPT model: {source}")
-    def llama_model(context: dg.AssetExecutionContext, lake: LakeResource):
-        store = lake.get()
+    def build(context, store, stats):
         settings = model.in_lake(str(store.root.path))
-        stats, extra = StepStats(LLAMA_MODEL, unit="models"), {}
-        with stats.timed():
-            if toy:
-                from pipeline.toy.llama import INFO_FILE, ensure_toy_llama  # the toy builder: trained once, cached
+        if not toy:
+            return describe_llm(fetch_llm(settings), stats), {}  # paper profile: needs the network once
+        from pipeline.toy.llama import INFO_FILE, ensure_toy_llama  # the toy builder: trained once, cached
 
-                folder = ensure_toy_llama(settings.llm, model.toy_llama, log=context.log.info)
-                info = read_info(Path(folder) / INFO_FILE) or {}
-                ppl = info.get("heldout_perplexity", {})
-                extra = {"heldout_perplexity": ppl, "first_loss": info.get("first_loss"),
-                         "last_loss": info.get("last_loss"),
-                         "perplexity_table": md_table([{"language": k, "perplexity": v} for k, v in ppl.items()])}
-            else:
-                folder = fetch_llm(settings)  # paper profile: needs the network once
-        return materialize_result(describe_llm(folder, stats), **extra)
+        folder = ensure_toy_llama(settings.llm, model.toy_llama, log=context.log.info)
+        info = read_info(Path(folder) / INFO_FILE) or {}
+        ppl = info.get("heldout_perplexity", {})
+        extra = {"heldout_perplexity": ppl, "first_loss": info.get("first_loss"), "last_loss": info.get("last_loss"),
+                 "perplexity_table": md_table([{"language": k, "perplexity": v} for k, v in ppl.items()])}
+        return describe_llm(folder, stats), extra
 
-    return llama_model
+    return _base_model_asset(LLAMA_MODEL, code_version("1", model.llm, model.toy_llama),
+                             f"The LLM of the MiniGPT model: {source}", build)
 
 
 def model_assets(profile: Profile) -> list[dg.AssetsDefinition]:
