@@ -208,6 +208,10 @@ def _line(md) -> str:
         return f"held-out chrF (eng->X) min {md['chrf_min_eng_to_x'].value:.1f}"
     if "auc" in md:  # the NLLB-CLIP scorer
         return f"held-out AUC min {min(md['auc'].value.values()):.3f}"
+    multi = sorted(k for k in md if k.endswith("_mmmu_multi"))
+    if multi:  # the report: MMMU and MMMU Multi of each stage, in %
+        return "; ".join(f"{k[:-11]} MMMU {100 * md[k[:-6]].value:.1f} / Multi {100 * md[k].value:.1f}"
+                         for k in multi if k[:-6] in md)
     if "loss_first" in md:  # a training stage
         how = "trained nothing (weights for these inputs exist)" if _value(md, "cached") else \
             f"{_value(md, 'steps')} steps, {_value(md, 'tokens_per_s'):.0f} tokens/s"
@@ -232,13 +236,15 @@ def _summary(defs, instance, outcome: Outcome, seconds: float) -> None:
     totals: dict[dg.AssetKey, list] = {}
     for m in mats:
         if m.partition is not None:
-            t = totals.setdefault(m.asset_key, [0, 0, 0, [], 0])
+            t = totals.setdefault(m.asset_key, [0, 0, 0, [], 0, []])
             t[0] += 1
             t[1] += _value(m.metadata, "model_calls") or 0
             t[2] += _value(m.metadata, "cache_hits") or 0
             t[4] += _value(m.metadata, "rows_kept") or 0
             if "chrf_vs_original" in m.metadata:
                 t[3].append(m.metadata["chrf_vs_original"].value)
+            if "accuracy" in m.metadata:  # an evaluation partition
+                t[5].append(m.metadata["accuracy"].value)
     parts_of = {}
     for t in outcome.statuses:
         parts_of.setdefault(t.key, []).append(t.partition)
@@ -252,10 +258,12 @@ def _summary(defs, instance, outcome: Outcome, seconds: float) -> None:
                 md = event.asset_materialization.metadata if event and event.asset_materialization else {}
                 print(f"  {name:<28} " + "; ".join(filter(None, [_line(md), "fresh, skipped"])))
             continue
-        ran, calls, hits, chrf, kept = totals.get(key, [0, 0, 0, [], 0])
+        ran, calls, hits, chrf, kept, acc = totals.get(key, [0, 0, 0, [], 0, []])
         skipped = f"{len(parts) - ran} fresh, skipped" if ran < len(parts) else ""
         if ran:
             extra = (f", back-translation chrF {sum(chrf) / len(chrf):.1f}" if chrf
+                     else f", {calls} questions answered, {hits} reused, mean accuracy {100 * sum(acc) / len(acc):.1f}%"
+                     if acc
                      else f", {calls} model calls, {hits} cache hits" if calls or hits
                      else f", {kept} rows kept")
             print(f"  {name:<28} {ran} partitions{extra}" + (f"; {skipped}" if skipped else ""))
