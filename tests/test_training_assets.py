@@ -114,3 +114,21 @@ def test_a_bad_mixture_fails_the_run_with_the_trainers_message(lake_root):
         failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
         text = json.dumps([str(e.event_specific_data.error) for e in failures])
         assert "ci has no shards" in text, text
+
+
+@pytest.mark.slow  # two trainer processes under torchrun, each starting torch and DeepSpeed
+def test_two_processes_under_torchrun_report_once_through_pipes(lake_root, tmp_path):
+    from resources import TrainingLauncher
+
+    profile = _profile(lake_root, {"stage1": {"cc_sbu": 1.0, "laion": 1.0}})
+    defs = make_definitions(profile, lake_root=str(lake_root))
+    assets = [a for a in defs.assets if a.key.to_user_string() in ("eva_model", "llama_model", "stage1")]
+    with dg.instance_for_test() as instance:
+        # other runs in this module trained stage 1 in this lake: start it over
+        import shutil
+        shutil.rmtree(lake_root / "training" / "stage1", ignore_errors=True)
+        dg.materialize(assets, instance=instance,
+                       resources={"lake": defs.resources["lake"], "trainer": TrainingLauncher(processes=2)})
+        md = _metadata(instance, "stage1")
+    record = json.loads((lake_root / "training" / "stage1" / "final" / "train.json").read_text())
+    assert record["world_size"] == 2 and md["cached"] is False and md["loss_last"] < md["loss_first"]
