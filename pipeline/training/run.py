@@ -176,13 +176,16 @@ def run_stage(profile: Profile, lake: Lake, stage_no: int, resume: bool = True, 
     if complete and done.get("data_version") == version and (out / FINAL_DIR / WEIGHTS_FILE).is_file():
         return _result(out / FINAL_DIR, done, cached=True)
 
-    run = out / RUN_FILE
-    started_for = json.loads(run.read_text()).get("data_version") if run.is_file() else None
-    if started_for != version or not resume:
-        shutil.rmtree(out, ignore_errors=True)  # checkpoints of other inputs cannot be resumed from
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(run, json.dumps({"data_version": version, "stage": stage_no}))
-    shutil.rmtree(out / FINAL_DIR, ignore_errors=True)  # `final/` appears only when the stage completes
+    # only global rank 0 prepares the folder; the others touch it only after the process group is up
+    # (inside train_stage), which waits for rank 0 to get there
+    if os.environ.get("RANK", "0") == "0":
+        run = out / RUN_FILE
+        started_for = json.loads(run.read_text()).get("data_version") if run.is_file() else None
+        if started_for != version or not resume:
+            shutil.rmtree(out, ignore_errors=True)  # checkpoints of other inputs cannot be resumed from
+            out.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(run, json.dumps({"data_version": version, "stage": stage_no}))
+        shutil.rmtree(out / FINAL_DIR, ignore_errors=True)  # `final/` appears only when the stage completes
 
     from pipeline.training.recipe import train_stage  # torch and DeepSpeed only when there is work
 
