@@ -83,18 +83,30 @@ def deepspeed_config(path: str | Path, stage: StageSettings, bf16: bool) -> dict
     return cfg
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def init_distributed(cpu: bool) -> tuple[int, int]:
     """One process: set the env a launcher would set. Several: the launcher did. Returns (rank, world)."""
     import deepspeed
 
-    if "RANK" not in os.environ:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+    own = "RANK" not in os.environ
+    if own:
         os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
-                          MASTER_PORT=str(port))
+                          MASTER_PORT=str(_free_port()))
     if not torch.distributed.is_initialized():
-        deepspeed.init_distributed(dist_backend="gloo" if cpu else "nccl", verbose=False)
+        for attempt in range(3):
+            try:
+                deepspeed.init_distributed(dist_backend="gloo" if cpu else "nccl", verbose=False)
+                break
+            except torch.distributed.DistNetworkError:
+                # the free port we picked was taken by another process in between: pick another
+                if not own or attempt == 2:
+                    raise
+                os.environ["MASTER_PORT"] = str(_free_port())
     return torch.distributed.get_rank(), torch.distributed.get_world_size()
 
 
