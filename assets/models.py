@@ -137,7 +137,7 @@ def llama_model_asset(profile: Profile) -> dg.AssetsDefinition:
         else f"{model.llm}, downloaded once (licence accepted, HF_TOKEN set)"
 
     @dg.asset(name=LLAMA_MODEL, group_name="models", kinds={"pytorch"},
-              code_version=code_version("1", model.llm, model.toy_llama),
+              code_version=code_version("2", model.llm, model.toy_llama),
               description=f"The LLM of the MiniGPT model: {source}")
     def llama_model(context: dg.AssetExecutionContext, lake: LakeResource):
         store = lake.get()

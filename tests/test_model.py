@@ -120,8 +120,13 @@ def test_instruct_conversations_give_the_scene_in_words_in_every_language():
     for c in mc:  # the answer is `(X) option`, and that line is among the options
         letter, option = c[1]["value"][1], c[1]["value"][4:]
         assert f"({letter}) {option}" in c[0]["value"].splitlines()
-    first_lines = {c[0]["value"].split("\n")[0] for c in convs}
-    assert len(first_lines) > 50  # a scene told in words opens every conversation
     from pipeline.toy import lexicon
-    for lang in LANGS:  # every language, scene sentence included
-        assert any(c[0]["value"].split("\n")[0] in {s[lang] for s in lexicon.all_sentences("caption")} for c in convs)
+    captions = {lang: {s[lang] for s in lexicon.all_sentences("caption")} for lang in LANGS}
+    first_lines = [c[0]["value"].split("\n")[0] for c in convs]
+    assert len(set(first_lines)) > 50 and all(f in captions["eng_Latn"] for f in first_lines)  # told in English
+    last = [c[-1]["value"] for c in convs]
+    for lang in LANGS:  # asked and answered in every language
+        assert any(a in {s[lang] for s in lexicon.all_sentences(k)} for a in last for k in ("a_colour", "a_shape", "a_size", "a_position", "caption"))
+    native = instruct_conversations(66, seed=0, scene_lang=None)
+    for lang in LANGS:  # or told in the language asked in
+        assert any(c[0]["value"].split("\n")[0] in captions[lang] for c in native)

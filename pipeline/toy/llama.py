@@ -28,7 +28,7 @@ from pipeline.toy import lexicon
 from pipeline.toy.info import read_info, write_info
 from pipeline.toy.world import instruct_conversations
 
-RECIPE_VERSION = 2  # 2: instruct tuning on chat conversations beside the plain sentences
+RECIPE_VERSION = 3  # 2: instruct tuning on chat conversations beside the plain sentences; 3: scenes told in English
 INFO_FILE = "toy_llama.json"
 #: the Llama-3 pre-tokenizer split pattern
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"

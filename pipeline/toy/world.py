@@ -136,8 +136,8 @@ def canonical(attr: str, choices: list[str], rng: random.Random) -> list[str]:
     64-wide, 2-layer Llama, matching what the image shows to a shuffled option list and naming that option's
     letter is a two-hop lookup it does not learn within the demo's minutes, while in a fixed order the letter
     follows from the value (and the options present). Applied alike to the toy Cambrian's rows, the toy
-    Llama's instruct conversations and the toy MMMU. (Measured 2026-11-29: no effect on toy MMMU yet, as the
-    stage-2 model does not read the image at all; kept for when it does.) The shuffle still draws from `rng`, so every corpus
+    Llama's instruct conversations and the toy MMMU. (Its effect alone was not measured: it went in while the
+    stage-2 model was still image-blind.) The shuffle still draws from `rng`, so every corpus
     written after this one stays as it was."""
     rng.shuffle(choices)
     return sorted(choices, key=MC[attr].index)
@@ -362,20 +362,27 @@ def build_world(folder: str | Path, cfg: ToyWorld, languages: tuple[str, ...] = 
 MC_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 
 
-def instruct_conversations(n: int, seed: int, langs: tuple[str, ...] = lx.LANGS) -> list[list[dict]]:
+def instruct_conversations(n: int, seed: int, langs: tuple[str, ...] = lx.LANGS,
+                           scene_lang: str | None = "eng_Latn") -> list[list[dict]]:
     """Text-only chat conversations that make the toy Llama an *instruct* model (as Llama-3-8B-Instruct is
     for the paper): the scene is given in words at the start of the user turn ("A big red square at the top
     left."), then questions are asked about it and answered, in all eleven languages; a third are
     multiple-choice questions with `(A) option` lines (half of them with MMMU's instruction line), answered
     `(B) option`. The scenes are random attribute draws (seed namespace "instruct"), never the world's images
     or its MMMU rows. The VLM stages then need only learn to read the scene from image tokens instead.
-    No MMMU question, image or scene list is used here."""
+    No MMMU question, image or scene list is used here.
+
+    The scene is told in `scene_lang` (English, the pivot, as Llama-3 is English-centric) whatever the
+    language asked in (None: in that language). Measured: with the scene told in the question's language, a
+    multilingual stage 2 stays image-blind (the image tokens would have to look like a different word per
+    language, and the languages' gradients cancel: English-only learns to read the image in ~200 steps and
+    forgets it within 100 multilingual ones); told in English, image tokens have one target in every language."""
     rng = random.Random(f"instruct:{seed}")
     out = []
     for i in range(n):
         scene = make_scenes(rng.randrange(1 << 30), 1)[0]
         lang = langs[i % len(langs)]
-        scene_text = say("caption", lang, scene)
+        scene_text = say("caption", scene_lang or lang, scene)
         if i % 3 == 2:
             question, options, k = multiple_choice(scene, rng.choice(tuple(MC)), rng, lang)
             if rng.random() < 0.5:
