@@ -158,7 +158,8 @@ def llama_model_asset(profile: Profile) -> dg.AssetsDefinition:
                  "perplexity_table": md_table([{"language": k, "perplexity": v} for k, v in ppl.items()])}
         return describe_llm(folder, stats), extra
 
-    return _base_model_asset(LLAMA_MODEL, code_version("1", model.llm, model.toy_llama),
+    # "2": the toy recipe became an instruct one (its settings alone do not say so)
+    return _base_model_asset(LLAMA_MODEL, code_version("2", model.llm, model.toy_llama),
                              f"The LLM of the MiniGPT model: {source}", build)
 
 

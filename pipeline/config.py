@@ -326,6 +326,10 @@ class ToyLlamaSettings(_Strict):
     warmup_steps: int = Field(40, ge=0)
     heldout_fraction: float = Field(0.05, ge=0, lt=1)
     threads: int = Field(1, ge=1)
+    # instruct tuning beside the plain sentences: text-only chat conversations about a scene given in words
+    # (pipeline.toy.world.instruct_conversations), `instruct_batch` of them per step (0: a base model only)
+    instruct_conversations: int = Field(4000, ge=0)
+    instruct_batch: int = Field(16, ge=0)
 
 
 class StageSettings(_Strict):

@@ -104,3 +104,29 @@ def test_weights_from_another_shape_are_refused_naming_the_file(model, tmp_path)
     save_trainable(state, bad)
     with pytest.raises(CheckpointMismatch, match="other-shape.safetensors.*shape mismatch"):
         load_trainable(model, bad)
+
+
+def test_instruct_conversations_give_the_scene_in_words_in_every_language():
+    from pipeline.languages import LANGS
+    from pipeline.model.chat import turns
+    from pipeline.toy.world import MC_INSTRUCTION, instruct_conversations
+
+    convs = instruct_conversations(66, seed=0)
+    assert convs == instruct_conversations(66, seed=0)  # deterministic
+    assert all(turns(c)[0][0] == "user" and turns(c)[-1][0] == "assistant" for c in convs)
+    assert all("<image>" not in t["value"] for c in convs for t in c)  # text only
+    mc = [c for c in convs if "\n(A) " in c[0]["value"]]
+    assert len(mc) == 22 and any(MC_INSTRUCTION in c[0]["value"] for c in mc)
+    for c in mc:  # the answer is `(X) option`, and that line is among the options
+        letter, option = c[1]["value"][1], c[1]["value"][4:]
+        assert f"({letter}) {option}" in c[0]["value"].splitlines()
+    from pipeline.toy import lexicon
+    captions = {lang: {s[lang] for s in lexicon.all_sentences("caption")} for lang in LANGS}
+    first_lines = [c[0]["value"].split("\n")[0] for c in convs]
+    assert len(set(first_lines)) > 50 and all(f in captions["eng_Latn"] for f in first_lines)  # told in English
+    last = [c[-1]["value"] for c in convs]
+    for lang in LANGS:  # asked and answered in every language
+        assert any(a in {s[lang] for s in lexicon.all_sentences(k)} for a in last for k in ("a_colour", "a_shape", "a_size", "a_position", "caption"))
+    native = instruct_conversations(66, seed=0, scene_lang=None)
+    for lang in LANGS:  # or told in the language asked in
+        assert any(c[0]["value"].split("\n")[0] in captions[lang] for c in native)

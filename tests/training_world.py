@@ -13,7 +13,7 @@ from pipeline.toy.world import conversation, say
 VISION = VisionSettings(model="EVA-test", pretrained=None, arch=EvaArch(embed_dim=32, depth=2, num_heads=2,
                         embed_dim_out=32, text_width=32, text_layers=1), image_size=64, drop_last_blocks=1)
 LLAMA = ToyLlamaSettings(vocab_size=500, hidden_size=32, intermediate_size=64, num_heads=2, num_kv_heads=1,
-                         steps=40, batch_size=16)
+                         steps=40, batch_size=16, instruct_conversations=200, instruct_batch=4)
 EVA = ToyEvaSettings(scenes=32, steps=5, batch_size=8)
 
 

@@ -23,16 +23,18 @@ import torch
 
 from pipeline.config import ToyLlamaSettings
 from pipeline.languages import LANGS
-from pipeline.model.chat import CHAT_TEMPLATE
+from pipeline.model.chat import CHAT_TEMPLATE, encode
 from pipeline.toy import lexicon
 from pipeline.toy.info import read_info, write_info
+from pipeline.toy.world import instruct_conversations
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 3  # 2: instruct tuning on chat conversations beside the plain sentences; 3: scenes told in English
 INFO_FILE = "toy_llama.json"
 #: the Llama-3 pre-tokenizer split pattern
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
-QUICK = ToyLlamaSettings(vocab_size=600, hidden_size=32, intermediate_size=64, steps=30, batch_size=16)
+QUICK = ToyLlamaSettings(vocab_size=600, hidden_size=32, intermediate_size=64, steps=30, batch_size=16,
+                         instruct_conversations=200, instruct_batch=4)
 
 
 def special_tokens() -> list[str]:
@@ -89,6 +91,40 @@ def _batch(seqs: list[list[int]], pad: int):
     return ids, mask, labels
 
 
+def _chat(tok, conversation) -> tuple[list[int], list[int]]:
+    enc = encode(tok, conversation, "", 0, False, max_tokens=10_000)
+    return enc.input_ids, enc.labels
+
+
+def _chat_batch(seqs, pad: int):
+    width = max(len(ids) for ids, _ in seqs)
+    ids = torch.tensor([s + [pad] * (width - len(s)) for s, _ in seqs])
+    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in seqs])
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s, _ in seqs])
+    return ids, mask, labels
+
+
+def _chat_loss(model, seqs, pad: int):
+    ids, mask, labels = _chat_batch(seqs, pad)
+    return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+
+@torch.no_grad()
+def answer_perplexity(model, tok, conversations, pad: int) -> float | None:
+    """Held-out perplexity of the answers of chat conversations (the instruct part)."""
+    if not conversations:
+        return None
+    model.eval()
+    seqs = [_chat(tok, c) for c in conversations]
+    total, count = 0.0, 0
+    for i in range(0, len(seqs), 64):
+        ids, mask, labels = _chat_batch(seqs[i:i + 64], pad)
+        n = int((labels[:, 1:] != -100).sum())
+        total += float(model(input_ids=ids, attention_mask=mask, labels=labels).loss) * n
+        count += n
+    return round(math.exp(total / max(count, 1)), 3)
+
+
 @torch.no_grad()
 def perplexity(model, tok, rows: list[dict[str, str]], langs=LANGS) -> dict[str, float]:
     """Held-out perplexity per language (tokens after BOS)."""
@@ -118,7 +154,10 @@ def train_toy_llama(out_dir: str | Path, settings: ToyLlamaSettings = ToyLlamaSe
     out.mkdir(parents=True, exist_ok=True)
     rows = toy_text()
     train, held = _split(rows, settings.heldout_fraction, settings.seed)
-    tok = build_tokenizer([r[lang] for r in train for lang in LANGS], settings.vocab_size, out)
+    chats = instruct_conversations(settings.instruct_conversations, settings.seed)
+    chats_train, chats_held = _split(chats, settings.heldout_fraction, settings.seed)
+    tok = build_tokenizer([r[lang] for r in train for lang in LANGS]
+                          + [t["value"] for c in chats_train for t in c], settings.vocab_size, out)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=settings.hidden_size,
                       intermediate_size=settings.intermediate_size, num_hidden_layers=settings.num_layers,
                       num_attention_heads=settings.num_heads, num_key_value_heads=settings.num_kv_heads,
@@ -129,6 +168,7 @@ def train_toy_llama(out_dir: str | Path, settings: ToyLlamaSettings = ToyLlamaSe
     pad = tok.convert_tokens_to_ids("<|reserved_special_token_0|>")
     seqs = [[tok.bos_token_id] + ids + [eot_text] for ids in
             tok([r[lang] for r in train for lang in LANGS], add_special_tokens=False)["input_ids"]]
+    chat_seqs = [_chat(tok, c) for c in chats_train]
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
@@ -142,6 +182,8 @@ def train_toy_llama(out_dir: str | Path, settings: ToyLlamaSettings = ToyLlamaSe
     for step in range(settings.steps):
         ids, mask, labels = _batch(rng.sample(seqs, settings.batch_size), pad)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        if chat_seqs and settings.instruct_batch:
+            loss = loss + _chat_loss(model, rng.sample(chat_seqs, settings.instruct_batch), pad)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step(); sched.step(); opt.zero_grad()
@@ -153,6 +195,8 @@ def train_toy_llama(out_dir: str | Path, settings: ToyLlamaSettings = ToyLlamaSe
     info = {"settings": settings.model_dump(), "key": settings_key(settings), "first_loss": first,
             "last_loss": last, "seconds": round(time.perf_counter() - started, 1),
             "heldout_sentences": len(held), "heldout_perplexity": perplexity(model, tok, held),
+            "heldout_conversations": len(chats_held),
+            "heldout_answer_perplexity": answer_perplexity(model, tok, chats_held, pad),
             "vocab_size": len(tok)}
     write_info(out / INFO_FILE, info)
     return info

@@ -130,13 +130,25 @@ def _palo(scenes, n, rng, langs, bad: bool) -> list[dict]:
     return rows
 
 
+def canonical(attr: str, choices: list[str], rng: random.Random) -> list[str]:
+    """The options of a multiple-choice question in the fixed order of the attribute's values (lexicon order:
+    red, green, blue, ...). Real benchmarks shuffle their options; the toy world does not, on purpose: for a
+    64-wide, 2-layer Llama, matching what the image shows to a shuffled option list and naming that option's
+    letter is a two-hop lookup it does not learn within the demo's minutes, while in a fixed order the letter
+    follows from the value (and the options present). Applied alike to the toy Cambrian's rows, the toy
+    Llama's instruct conversations and the toy MMMU. (Its effect alone was not measured: it went in while the
+    stage-2 model was still image-blind.) The shuffle still draws from `rng`, so every corpus
+    written after this one stays as it was."""
+    rng.shuffle(choices)
+    return sorted(choices, key=MC[attr].index)
+
+
 def multiple_choice(scene: Scene, attr: str, rng: random.Random, lang: str = "eng_Latn") -> tuple[str, list[str], int]:
     """(question, options, index of the right one) about one attribute of a scene, as MMMU asks it."""
     values = list(MC[attr])
     rng.shuffle(values)
     right = scene.slots()[attr]
-    choices = values[:4] if right in values[:4] else values[:3] + [right]
-    rng.shuffle(choices)
+    choices = canonical(attr, values[:4] if right in values[:4] else values[:3] + [right], rng)
     return lx.sentence(f"mc_{attr}", lang), [lx.word(attr, v, lang) for v in choices], choices.index(right)
 
 
@@ -259,8 +271,7 @@ def _mmmu(scenes, n, rng, seed: int, bad: bool) -> dict[str, list[dict]]:
         attr = ("colour", "shape", "position", "size")[i % 4]
         values = list(MC[attr])
         rng.shuffle(values)
-        choices = values[:4] if s.slots()[attr] in values[:4] else values[:3] + [s.slots()[attr]]
-        rng.shuffle(choices)
+        choices = canonical(attr, values[:4] if s.slots()[attr] in values[:4] else values[:3] + [s.slots()[attr]], rng)
         is_open = i % 10 == 9
         options = [] if is_open else [lx.word(attr, v, "eng_Latn") for v in choices]
         answer = lx.word(attr, s.slots()[attr], "eng_Latn") if is_open else "ABCD"[choices.index(s.slots()[attr])]
@@ -346,3 +357,42 @@ def build_world(folder: str | Path, cfg: ToyWorld, languages: tuple[str, ...] = 
     counts["mmmu"] = sum(len(r) for r in mmmu.values())
     write_jsonl_atomic(root / "truth" / "counts.jsonl", [counts])
     return counts
+
+
+MC_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+
+
+def instruct_conversations(n: int, seed: int, langs: tuple[str, ...] = lx.LANGS,
+                           scene_lang: str | None = "eng_Latn") -> list[list[dict]]:
+    """Text-only chat conversations that make the toy Llama an *instruct* model (as Llama-3-8B-Instruct is
+    for the paper): the scene is given in words at the start of the user turn ("A big red square at the top
+    left."), then questions are asked about it and answered, in all eleven languages; a third are
+    multiple-choice questions with `(A) option` lines (half of them with MMMU's instruction line), answered
+    `(B) option`. The scenes are random attribute draws (seed namespace "instruct"), never the world's images
+    or its MMMU rows. The VLM stages then need only learn to read the scene from image tokens instead.
+    No MMMU question, image or scene list is used here.
+
+    The scene is told in `scene_lang` (English, the pivot, as Llama-3 is English-centric) whatever the
+    language asked in (None: in that language). Measured: with the scene told in the question's language, a
+    multilingual stage 2 stays image-blind (the image tokens would have to look like a different word per
+    language, and the languages' gradients cancel: English-only learns to read the image in ~200 steps and
+    forgets it within 100 multilingual ones); told in English, image tokens have one target in every language."""
+    rng = random.Random(f"instruct:{seed}")
+    out = []
+    for i in range(n):
+        scene = make_scenes(rng.randrange(1 << 30), 1)[0]
+        lang = langs[i % len(langs)]
+        scene_text = say("caption", scene_lang or lang, scene)
+        if i % 3 == 2:
+            question, options, k = multiple_choice(scene, rng.choice(tuple(MC)), rng, lang)
+            if rng.random() < 0.5:
+                question = "<image 1>\n" + question  # MMMU keeps its image tags in the text
+            lines = "".join(f"({'ABCD'[j]}) {o}\n" for j, o in enumerate(options))
+            prompt = f"{question}\n{lines}\n{MC_INSTRUCTION}" if rng.random() < 0.5 else f"{question}\n{lines.rstrip()}"
+            turns = [{"from": "human", "value": f"{scene_text}\n{prompt}"},
+                     {"from": "gpt", "value": f"({'ABCD'[k]}) {options[k]}"}]
+        else:
+            turns = conversation(scene, lang, rng, with_image=False)
+            turns[0] = {**turns[0], "value": f"{scene_text}\n{turns[0]['value']}"}
+        out.append(turns)
+    return out
