@@ -13,6 +13,7 @@ import dagster as dg
 from dagster._core.errors import DagsterPipesExecutionError  # not re-exported at the top level
 
 from pipeline.config import REPO_ROOT, Profile
+from pipeline.training.env import DIST_ENV
 
 
 class TrainingLauncher(dg.ConfigurableResource):
@@ -33,7 +34,9 @@ class TrainingLauncher(dg.ConfigurableResource):
             profile_file = Path(tmp) / "profile.json"
             profile_file.write_text(profile.model_dump_json())
             error_file = Path(tmp) / "error.txt"
-            env = {"MMG4_CONFIG": str(profile_file), "MMG4_LAKE_ROOT": lake_root,
+            # blank the process-group variables this process may hold (it may have trained in-process, as
+            # tests do): a single trainer must pick its own port, and torchrun sets them per worker
+            env = {**{k: "" for k in DIST_ENV}, "MMG4_CONFIG": str(profile_file), "MMG4_LAKE_ROOT": lake_root,
                    "MMG4_TRAIN_ERROR_FILE": str(error_file),
                    "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
             client = dg.PipesSubprocessClient(env=env, cwd=str(REPO_ROOT))

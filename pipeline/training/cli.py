@@ -16,6 +16,7 @@ import sys
 
 from pipeline.config import ConfigError, load_profile
 from pipeline.lake import Lake
+from pipeline.training.env import launch_rank
 from pipeline.training.run import pipes_metadata, run_stage
 
 #: a bad profile, mixture, shard or checkpoint (MixtureError, CheckpointMismatch, ShardError are ValueErrors)
@@ -26,7 +27,7 @@ def _pipes():
     """The Pipes context on global rank 0 when launched by Dagster, else None."""
     from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR, open_dagster_pipes
 
-    if DAGSTER_PIPES_CONTEXT_ENV_VAR not in os.environ or os.environ.get("RANK", "0") != "0":
+    if DAGSTER_PIPES_CONTEXT_ENV_VAR not in os.environ or launch_rank() != 0:
         return None
     return open_dagster_pipes()
 
@@ -34,7 +35,7 @@ def _pipes():
 def _leave_error(err: BaseException) -> None:
     """The trainer's error for the launcher (MMG4_TRAIN_ERROR_FILE), which fails the asset with it."""
     path = os.environ.get("MMG4_TRAIN_ERROR_FILE")
-    if path and os.environ.get("RANK", "0") == "0":
+    if path and launch_rank() == 0:
         with open(path, "w", encoding="utf-8") as f:
             f.write(f"{type(err).__name__}: {err}")
 

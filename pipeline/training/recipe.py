@@ -90,10 +90,11 @@ def _free_port() -> int:
 
 
 def init_distributed(cpu: bool) -> tuple[int, int]:
-    """One process: set the env a launcher would set. Several: the launcher did. Returns (rank, world)."""
+    """One process: set the env a launcher would set. Several: the launcher did. Returns (rank, world).
+    An empty RANK counts as unset (a parent that ran a process group itself blanks these for its child)."""
     import deepspeed
 
-    own = "RANK" not in os.environ
+    own = not os.environ.get("RANK")
     if own:
         os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
                           MASTER_PORT=str(_free_port()))

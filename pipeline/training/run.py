@@ -28,6 +28,7 @@ from typing import Any
 from pipeline.config import ConfigError, ModelSettings, Profile
 from pipeline.lake import Lake, build_manifest, write_text_atomic
 from pipeline.stats import StepResult, StepStats
+from pipeline.training.env import launch_rank
 
 STAGE_DIR = "training"
 RUN_FILE = "run.json"
@@ -178,7 +179,7 @@ def run_stage(profile: Profile, lake: Lake, stage_no: int, resume: bool = True, 
 
     # only global rank 0 prepares the folder; the others touch it only after the process group is up
     # (inside train_stage), which waits for rank 0 to get there
-    if os.environ.get("RANK", "0") == "0":
+    if launch_rank() == 0:
         run = out / RUN_FILE
         started_for = json.loads(run.read_text()).get("data_version") if run.is_file() else None
         if started_for != version or not resume:
