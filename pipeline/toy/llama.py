@@ -109,6 +109,16 @@ def _chat_loss(model, seqs, pad: int):
     return model(input_ids=ids, attention_mask=mask, labels=labels).loss
 
 
+def _perplexity(model, batches) -> float:
+    """exp(mean loss over the supervised tokens) of (ids, mask, labels) batches."""
+    total, count = 0.0, 0
+    for ids, mask, labels in batches:
+        n = int((labels[:, 1:] != -100).sum())
+        total += float(model(input_ids=ids, attention_mask=mask, labels=labels).loss) * n
+        count += n
+    return round(math.exp(total / max(count, 1)), 3)
+
+
 @torch.no_grad()
 def answer_perplexity(model, tok, conversations, pad: int) -> float | None:
     """Held-out perplexity of the answers of chat conversations (the instruct part)."""
@@ -116,13 +126,7 @@ def answer_perplexity(model, tok, conversations, pad: int) -> float | None:
         return None
     model.eval()
     seqs = [_chat(tok, c) for c in conversations]
-    total, count = 0.0, 0
-    for i in range(0, len(seqs), 64):
-        ids, mask, labels = _chat_batch(seqs[i:i + 64], pad)
-        n = int((labels[:, 1:] != -100).sum())
-        total += float(model(input_ids=ids, attention_mask=mask, labels=labels).loss) * n
-        count += n
-    return round(math.exp(total / max(count, 1)), 3)
+    return _perplexity(model, (_chat_batch(seqs[i:i + 64], pad) for i in range(0, len(seqs), 64)))
 
 
 @torch.no_grad()
@@ -134,13 +138,7 @@ def perplexity(model, tok, rows: list[dict[str, str]], langs=LANGS) -> dict[str,
     for lang in langs:
         seqs = [[tok.bos_token_id] + tok(r[lang], add_special_tokens=False)["input_ids"]
                 + [tok.convert_tokens_to_ids("<|end_of_text|>")] for r in rows]
-        total, count = 0.0, 0
-        for i in range(0, len(seqs), 64):
-            ids, mask, labels = _batch(seqs[i:i + 64], pad)
-            n = int((labels[:, 1:] != -100).sum())
-            total += float(model(input_ids=ids, attention_mask=mask, labels=labels).loss) * n
-            count += n
-        out[lang] = round(math.exp(total / max(count, 1)), 3)
+        out[lang] = _perplexity(model, (_batch(seqs[i:i + 64], pad) for i in range(0, len(seqs), 64)))
     return out
 
 
