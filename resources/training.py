@@ -1,6 +1,7 @@
-"""The training launcher: runs `python -m pipeline.train --stage N` (or `torchrun` over several processes)
-through Dagster Pipes, so the trainer's loss streams into the run's logs and its metadata, data version
-and errors land on the `stageN` asset. The profile travels as a file, so a test's or an ablation's
+"""The training launcher: runs the trainer (`resources/pipes_train.py`: the same `train_from_args` as
+`python -m pipeline.train --stage N`; `torchrun` over several processes) with Dagster Pipes, so the
+trainer's loss streams into the run's logs and its metadata, data version and errors land on the
+`stageN` asset. The profile travels as a file, so a test's or an ablation's
 profile trains exactly as it was given."""
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ class TrainingLauncher(dg.ConfigurableResource):
     processes: int = 1
 
     def command(self, stage_no: int) -> list[str]:
-        train = ["-m", "pipeline.train", "--stage", str(stage_no), "--no-progress"]
+        train = [str(REPO_ROOT / "resources" / "pipes_train.py"), "--stage", str(stage_no), "--no-progress"]
         if self.processes == 1:
             return [sys.executable, *train]
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={self.processes}",

@@ -10,14 +10,9 @@ stage N > 1, stage N-1's data version. `training/stageN/run.json` records the ve
 - `run.json` carries the same version but the stage did not finish: the recipe resumes from the latest
   checkpoint (bit-exact);
 - otherwise the folder is cleared and the stage trains from stage N-1's weights.
-
-Under Dagster Pipes (only on global rank 0) the loss streams into the run's logs, and the final metadata
-(loss curve, tokens/s, checkpoint, data version) is reported when the stage ends; an error is reported
-with the trainer's message.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -200,17 +195,3 @@ def run_stage(profile: Profile, lake: Lake, stage_no: int, resume: bool = True, 
     record = json.loads((out / FINAL_DIR / TRAIN_FILE).read_text())
     loss_curve_png(record["losses"], out / FINAL_DIR / CURVE_FILE, f"stage {stage_no}")
     return _result(out / FINAL_DIR, record, cached=False)
-
-
-def pipes_metadata(result: StepResult) -> dict[str, Any]:
-    """The stage's metadata in the Pipes wire form: plain values, JSON, and the loss curve as Markdown."""
-    folder = Path(result.path)
-    md: dict[str, Any] = {k: v for k, v in result.stats.to_dict().items() if not isinstance(v, dict)}
-    record = json.loads((folder / TRAIN_FILE).read_text())
-    png = base64.b64encode((folder / CURVE_FILE).read_bytes()).decode()
-    md.update(checkpoint={"raw_value": str(folder / WEIGHTS_FILE), "type": "path"},
-              loss_curve={"raw_value": f"![loss curve](data:image/png;base64,{png})", "type": "md"},
-              loss_curve_path={"raw_value": str(folder / CURVE_FILE), "type": "path"},
-              samples_by_dataset={"raw_value": record.get("samples_by_dataset", {}), "type": "json"},
-              data_version=record["data_version"])
-    return md
