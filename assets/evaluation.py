@@ -6,12 +6,11 @@ per sample as they come (`pipeline.evaluate.run`), so a killed partition resumes
 with unchanged questions generates nothing. `mmmu_report` renders the paper's tables with our numbers.
 """
 import base64
-import json
 from pathlib import Path
 
 import dagster as dg
 
-from assets.metadata import code_version, materialize_result, md_table
+from assets.metadata import code_version, materialize_result
 from assets.training import stage_key
 from pipeline.config import Profile
 from pipeline.evaluate.report import build_report
@@ -40,14 +39,10 @@ def eval_asset(profile: Profile, stage_no: int) -> dg.AssetsDefinition:
         part = context.partition_key
         result = evaluate_partition(profile, store, stage_no, part, generator=lambda: evaluator.generator(store, stage_no),
                                     log=context.log.info)
-        report = json.loads((Path(result.path) / "results.json").read_text())
-        rows = [{"discipline": d, **t} for d, t in report["disciplines"].items()]
-        return materialize_result(
-            result, accuracy=report["overall"]["acc"], correct=report["overall"]["correct"],
-            total=report["overall"]["total"], warnings=report["warnings"],
-            by_subject={s: round(t["acc"], 4) for s, t in report["subjects"].items()},
-            by_discipline=md_table(rows),
-            question_set="MMMU" if part == SOURCE_LANG else "MMMU back-translated" if part.startswith(BACK) else "MMMU Multi")
+        # accuracy overall, per subject and per discipline come with the step's stats
+        question_set = ("MMMU" if part == SOURCE_LANG else
+                        "MMMU back-translated" if part.startswith(BACK) else "MMMU Multi")
+        return materialize_result(result, question_set=question_set)
 
     return _eval
 

@@ -168,7 +168,10 @@ def evaluate_partition(profile: Profile, lake: Lake, stage_no: int, partition: s
                         after_batch(len(done))
         result = score_samples([_sample(r, done[r["id"]], partition) for r in rows])
     stats.items = stats.rows_in = stats.rows_kept = len(rows)
-    stats.counters.update(accuracy=round(result.overall.acc, 4), correct=result.overall.correct)
+    stats.counters.update(accuracy=round(result.overall.acc, 4), correct=result.overall.correct,
+                          total=result.overall.total, warnings=list(result.warnings),
+                          by_subject={k: round(t.acc, 4) for k, t in result.subjects.items()},
+                          by_discipline={k: round(t.acc, 4) for k, t in result.disciplines.items()})
     stats.sample = [{"id": j.id, "answer": j.answer, "parsed": j.parsed, "response": j.response}
                     for j in result.items[:5]]
     report = {"stage": stage_no, "partition": partition, "key": key, **result.to_dict(),
