@@ -23,7 +23,7 @@ GROUP = "raw"
 
 
 def toy_world_asset(profile: Profile) -> dg.AssetsDefinition:
-    @dg.asset(name="toy_world", group_name=GROUP, code_version=code_version("4", profile.toy_world, profile.languages), kinds={"python"},
+    @dg.asset(name="toy_world", group_name=GROUP, code_version=code_version("5", profile.toy_world, profile.languages), kinds={"python"},
               description="The toy profile's offline replica of every corpus, in the real formats.")
     def toy_world(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         folder = lake.get().toy_world()

@@ -17,7 +17,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.languages import TARGET_LANGS
+from pipeline.languages import REGISTRY, TARGET_LANGS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROFILE = REPO_ROOT / "configs" / "toy.yaml"
@@ -330,6 +330,18 @@ class ToyLlamaSettings(_Strict):
     # (pipeline.toy.world.instruct_conversations), `instruct_batch` of them per step (0: a base model only)
     instruct_conversations: int = Field(4000, ge=0)
     instruct_batch: int = Field(16, ge=0)
+    # the share of them that are multiple choice, and its languages: English only, as Llama-3-Instruct's
+    # instruction tuning is English-centric (the gap the paper's translated data closes)
+    instruct_mc_fraction: float = Field(0.5, ge=0, le=1)
+    instruct_mc_langs: list[str] = ["eng_Latn"]
+
+    @field_validator("instruct_mc_langs")
+    @classmethod
+    def _known_langs(cls, langs: list[str]) -> list[str]:
+        unknown = [lang for lang in langs if lang not in REGISTRY]
+        if not langs or unknown:
+            raise ValueError(f"instruct_mc_langs needs FLORES codes of known languages, got {langs}")
+        return langs
 
 
 class StageSettings(_Strict):

@@ -106,9 +106,10 @@ def test_weights_from_another_shape_are_refused_naming_the_file(model, tmp_path)
         load_trainable(model, bad)
 
 
-def test_instruct_conversations_give_the_scene_in_words_in_every_language():
+def test_instruct_conversations_give_the_scene_in_words_and_ask_multiple_choice_in_english():
     from pipeline.languages import LANGS
     from pipeline.model.chat import turns
+    from pipeline.toy import lexicon
     from pipeline.toy.world import MC_INSTRUCTION, instruct_conversations
 
     convs = instruct_conversations(66, seed=0)
@@ -116,11 +117,15 @@ def test_instruct_conversations_give_the_scene_in_words_in_every_language():
     assert all(turns(c)[0][0] == "user" and turns(c)[-1][0] == "assistant" for c in convs)
     assert all("<image>" not in t["value"] for c in convs for t in c)  # text only
     mc = [c for c in convs if "\n(A) " in c[0]["value"]]
-    assert len(mc) == 22 and any(MC_INSTRUCTION in c[0]["value"] for c in mc)
+    assert 20 <= len(mc) <= 46 and any(MC_INSTRUCTION in c[0]["value"] for c in mc)  # about half
+    english_mc = {s["eng_Latn"] for k in ("mc_colour", "mc_shape", "mc_size", "mc_position") for s in lexicon.all_sentences(k)}
+    assert all(c[0]["value"].split("\n")[1].replace("<image 1>", "").strip() in english_mc
+               or c[0]["value"].split("\n")[2] in english_mc for c in mc)  # multiple choice: English only
+    widened = instruct_conversations(66, seed=0, mc_langs=("fra_Latn", "hin_Deva"))
+    assert any("\n(A) " in c[0]["value"] and "(A) rouge" in c[0]["value"] for c in widened)
     for c in mc:  # the answer is `(X) option`, and that line is among the options
         letter, option = c[1]["value"][1], c[1]["value"][4:]
         assert f"({letter}) {option}" in c[0]["value"].splitlines()
-    from pipeline.toy import lexicon
     captions = {lang: {s[lang] for s in lexicon.all_sentences("caption")} for lang in LANGS}
     first_lines = [c[0]["value"].split("\n")[0] for c in convs]
     assert len(set(first_lines)) > 50 and all(f in captions["eng_Latn"] for f in first_lines)  # told in English

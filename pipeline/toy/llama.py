@@ -28,7 +28,8 @@ from pipeline.toy import lexicon
 from pipeline.toy.info import read_info, write_info
 from pipeline.toy.world import instruct_conversations
 
-RECIPE_VERSION = 3  # 2: instruct tuning on chat conversations beside the plain sentences; 3: scenes told in English
+RECIPE_VERSION = 4  # 2: instruct tuning on chat conversations beside the plain sentences; 3: scenes told in English;
+# 4: multiple choice a settable share, in settable languages
 INFO_FILE = "toy_llama.json"
 #: the Llama-3 pre-tokenizer split pattern
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
@@ -152,7 +153,8 @@ def train_toy_llama(out_dir: str | Path, settings: ToyLlamaSettings = ToyLlamaSe
     out.mkdir(parents=True, exist_ok=True)
     rows = toy_text()
     train, held = _split(rows, settings.heldout_fraction, settings.seed)
-    chats = instruct_conversations(settings.instruct_conversations, settings.seed)
+    chats = instruct_conversations(settings.instruct_conversations, settings.seed, mc_fraction=settings.instruct_mc_fraction,
+                                   mc_langs=tuple(settings.instruct_mc_langs))
     chats_train, chats_held = _split(chats, settings.heldout_fraction, settings.seed)
     tok = build_tokenizer([r[lang] for r in train for lang in LANGS]
                           + [t["value"] for c in chats_train for t in c], settings.vocab_size, out)
