@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -138,7 +139,10 @@ def materialise_stale(defs: dg.Definitions, instance: dg.DagsterInstance, langua
         if round_no > max_rounds:
             say(f"still stale after {max_rounds} rounds: {', '.join(map(str, todo[:10]))}; stopping")
             return Outcome(runs, done, first, False)
-        _explain(round_no, statuses, todo, say)
+        todo, waiting = ready_now(defs, todo)
+        _explain(round_no, statuses, todo, say, len(waiting))
+        if waiting:
+            say(f"  waiting for their upstream first: {_counted(waiting)}")
         for selection, part in plan_runs(defs, todo, languages):
             if part is not None:
                 say(f"--- partition {part} of {', '.join(a.to_user_string() for a in selection)}")
@@ -152,12 +156,35 @@ def materialise_stale(defs: dg.Definitions, instance: dg.DagsterInstance, langua
     raise AssertionError("unreachable")
 
 
-def _explain(round_no: int, statuses: list[Target], todo: list[Target], say) -> None:
+def ready_now(defs: dg.Definitions, todo: Sequence[Target]) -> tuple[list[Target], list[Target]]:
+    """(targets to run this round, targets that wait): a target waits while something upstream of it is to
+    run and a path from there to it crosses an asset that is fresh now. That asset turns stale only once its
+    upstream has run, so running the target now would redo it next round (a changed toy world and a changed
+    stage-2 setting would train stage 2 three times). Asset-level: one stale partition holds the asset back."""
+    graph = defs.resolve_asset_graph()
+    pending = {t.key for t in todo}
+    tainted: set[dg.AssetKey] = set()  # pending, or downstream of something pending
+    blocked: set[dg.AssetKey] = set()
+    for key in graph.toposorted_asset_keys:
+        parents = graph.get(key).parent_keys
+        if any(p not in pending and p in tainted or p in blocked for p in parents):
+            blocked.add(key)
+        if key in pending or any(p in tainted for p in parents):
+            tainted.add(key)
+    return [t for t in todo if t.key not in blocked], [t for t in todo if t.key in blocked]
+
+
+def _counted(targets: Sequence[Target]) -> str:
+    count = Counter(t.key.to_user_string() for t in targets)
+    return ", ".join(f"{k} ({n} partitions)" if n > 1 else k for k, n in count.items())
+
+
+def _explain(round_no: int, statuses: list[Target], todo: list[Target], say, waiting: int = 0) -> None:
     count = {s: sum(t.status == s for t in todo) for s in StaleStatus}
     parts = sum(t.partition is not None for t in todo)
     forced = f", {count[StaleStatus.FRESH]} fresh (--all)" if count[StaleStatus.FRESH] else ""
     say(f"round {round_no}: {count[StaleStatus.MISSING]} missing, {count[StaleStatus.STALE]} stale{forced} "
-        f"({len(todo) - parts} assets, {parts} partitions); {len(statuses) - len(todo)} fresh, skipped")
+        f"({len(todo) - parts} assets, {parts} partitions); {len(statuses) - len(todo) - waiting} fresh, skipped")
     # why, briefly: one line per reason, naming the assets (and how many of their partitions) it makes stale
     reasons: dict[tuple[str, ...], dict[str, int]] = {}
     for t in todo:

@@ -16,7 +16,8 @@ def _version(*parts: str) -> dg.DataVersion:
     return dg.DataVersion(hashlib.sha256("|".join(parts).encode()).hexdigest()[:16])
 
 
-def _defs(content: dict[str, str], per_lang_code: str = "1") -> dg.Definitions:
+def _defs(content: dict[str, str], per_lang_code: str = "1", report_code: str = "1",
+          back_follows_raw: bool = False) -> dg.Definitions:
     """raw -> clean; raw -> per_lang[fra|spa] -> back[fra|spa] -> report (all of back). Each reports a data
     version of its content, as the pipeline's assets do; `content` (mutable) lets a test change what it writes."""
 
@@ -36,10 +37,11 @@ def _defs(content: dict[str, str], per_lang_code: str = "1") -> dg.Definitions:
     @dg.asset(code_version="1", deps=[per_lang], partitions_def=LANGS,
               check_specs=[dg.AssetCheckSpec("ok", asset="back")])
     def back(context: dg.AssetExecutionContext):
-        yield dg.MaterializeResult(data_version=_version("back", context.partition_key))
+        follows = content["raw"] if back_follows_raw else ""
+        yield dg.MaterializeResult(data_version=_version("back", context.partition_key, follows))
         yield dg.AssetCheckResult(check_name="ok", passed=True)
 
-    @dg.asset(code_version="1", deps=[back])
+    @dg.asset(code_version=report_code, deps=[back])
     def report() -> dg.MaterializeResult:
         return dg.MaterializeResult(data_version=_version("report"))
 
@@ -135,3 +137,24 @@ def test_new_code_version_makes_exactly_that_asset_stale(instance):
     outcome = materialise_stale(changed, instance, say=lambda _: None)
     assert outcome.ok and {p for _, p in outcome.done} == {"fra", "spa"} and len(outcome.done) == 2
     assert stale_targets(changed, instance) == []
+
+
+def test_a_stale_asset_waits_for_a_stale_upstream_instead_of_running_twice(instance):
+    content = {"raw": "a"}
+    assert materialise_stale(_defs(content, back_follows_raw=True), instance, say=lambda _: None).ok
+    # new raw data and a new report code version at once: report is stale now, and will be again once
+    # per_lang and back have re-run on the new raw, so it must wait for them rather than run now and again
+    content["raw"] = "b"
+    _rematerialise(_defs(content, back_follows_raw=True), instance, "raw")
+    changed = _defs(content, report_code="2", back_follows_raw=True)
+    assert _names(stale_targets(changed, instance)) == {"clean", "per_lang[fra]", "per_lang[spa]", "report"}
+    said = []
+    outcome = materialise_stale(changed, instance, say=said.append)
+    assert outcome.ok and stale_targets(changed, instance) == []
+    report_runs = [r for r in outcome.runs if any(m.asset_key == dg.AssetKey("report")
+                                                  for m in r.get_asset_materialization_events()
+                                                  for m in [m.event_specific_data.materialization])]
+    assert len(report_runs) == 1
+    assert "  waiting for their upstream first: report" in said
+    # round 1: clean, per_lang; round 2: back, then report (which waited in round 1)
+    assert [s.split(":")[0] for s in said if s.startswith("round")] == ["round 1", "round 2"]
