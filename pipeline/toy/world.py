@@ -376,11 +376,11 @@ def instruct_conversations(n: int, seed: int, langs: tuple[str, ...] = lx.LANGS,
     then need only learn to read the scene from image tokens instead.
 
     English-only multiple choice is the English-centric instruction tuning of Llama-3-Instruct, which is
-    what the paper's translated instruction data (CI M) works against: measured text-only on 80 questions,
-    this toy Llama answers MMMU-style questions right 100% of the time in English and 14-39% in French,
-    Chinese and Hindi, often naming the English option. Multiple choice in every language lifts those to
-    64-88% but English to only 64% at the same training length, and leaves translated Cambrian in stage 2
-    nothing to teach.
+    what the paper's translated instruction data (CI M) works against: measured text-only on 80 questions
+    (bench/toy_multilingual_mc.py), this toy Llama answers MMMU-style questions right 98% of the time in
+    English and 26-54% in French, Chinese, Hindi and Arabic, often naming the English option. Multiple
+    choice in every language lifted those to 71-88% but English to only 64% at the same training length
+    (one ad-hoc run), and leaves translated Cambrian in stage 2 nothing to teach.
 
     The scene is told in `scene_lang` (English, the pivot, as Llama-3 is English-centric) whatever the
     language asked in (None: in that language). Measured: with the scene told in the question's language, a
