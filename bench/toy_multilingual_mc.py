@@ -1,7 +1,7 @@
 """Why the toy Table 2 shows no gain from translated Cambrian: the measurements behind the README's account.
 
-    python bench/toy_multilingual_mc.py            # after `make demo`; ~6 min on 2 cores
-    python bench/toy_multilingual_mc.py --quick    # smoke run: ~2 min
+    python bench/toy_multilingual_mc.py            # after `make demo`; ~7 min on 2 cores
+    python bench/toy_multilingual_mc.py --quick    # smoke run: ~1 min
 
 In one process, on the demo's toy models (`lake/toy/models/`, stage 1 in `lake/toy/training/stage1`):
 
@@ -14,10 +14,12 @@ In one process, on the demo's toy models (`lake/toy/models/`, stage 1 in `lake/t
    - `ci_m_same`: English and the same rows in ten languages, each an equal share (CI M as the pipeline
      builds it: translation keeps the content);
    - `ci_m_distinct`: English and *different* rows in each language (new content per language);
+   - `ci_wide`: as many different rows as `ci_m_distinct`, all in English (is it the content or the language?);
    then scored on generated MMMU-style questions with images (the official prompt and parser).
 
 The Cambrian rows are generated with the lexicon in each language (an exact translation), so the comparison
-is about the training data, not the toy translator. Results go to `bench/results/toy_multilingual_mc.json`.
+is about the training data, not the toy translator. Results go to `bench/results/toy_multilingual_mc.json`
+(`--quick`: `toy_multilingual_mc_quick.json`).
 """
 from __future__ import annotations
 
@@ -147,6 +149,9 @@ def train_and_score(form: str, base, lake: Lake, args, scenes, images) -> dict:
     english = cambrian_rows("eng_Latn", args.rows, "en" if form != "ci_m_same" else "same")
     if form == "ci":
         datasets["ci"], weights["ci"] = english, 100.0
+    elif form == "ci_wide":  # as many different rows as ci_m_distinct, all in English
+        datasets["ci"], weights["ci"] = english + [r for k in range(10) for r in
+                                                   cambrian_rows("eng_Latn", args.rows, f"wide{k}")], 100.0
     else:
         others = [r for lang in langs[1:]
                   for r in cambrian_rows(lang, args.rows, "same" if form == "ci_m_same" else lang)]
@@ -210,8 +215,8 @@ def main(argv=None) -> int:
     scenes = make_scenes(4321, args.questions)
     images = [jpeg_bytes(s) for s in scenes]
     report["stage2"] = {form: train_and_score(form, base, lake, args, scenes, images)
-                        for form in ("ci", "ci_m_same", "ci_m_distinct")}
-    out = REPO / "bench" / "results" / "toy_multilingual_mc.json"
+                        for form in ("ci", "ci_wide", "ci_m_same", "ci_m_distinct")}
+    out = REPO / "bench" / "results" / f"toy_multilingual_mc{'_quick' if args.quick else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     print(f"written {out}")
