@@ -331,7 +331,7 @@ class ToyLlamaSettings(_Strict):
     instruct_conversations: int = Field(4000, ge=0)
     instruct_batch: int = Field(16, ge=0)
     # the share of them that are multiple choice, and its languages: English only, as Llama-3-Instruct's
-    # instruction tuning is English-centric (the gap the paper's translated data closes)
+    # instruction tuning is English-centric (the gap the paper's translated data is meant to close)
     instruct_mc_fraction: float = Field(0.5, ge=0, le=1)
     instruct_mc_langs: list[str] = ["eng_Latn"]
 

@@ -166,7 +166,7 @@ def mc_conversation(scene: Scene, rng: random.Random) -> list[dict]:
 def _cambrian(scenes, n, rng, bad: bool) -> list[str]:
     lines = []
     for i in range(n):
-        # image rows (even i) walk every scene (7 is prime to the scene count), so the multiple-choice rows
+        # image rows (even i) walk every scene (7 is prime to the toy profile's 240), so the multiple-choice rows
         # teach reading attributes in general rather than a few scenes by heart
         s = scenes[(7 * (i // 2) + (i % 2) * 113) % len(scenes)]
         with_image = i % 2 == 0
