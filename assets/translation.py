@@ -71,10 +71,12 @@ def _placement(profile: Profile) -> dict:
     return {"pool": "gpu", "op_tags": {"dagster-k8s/config": tags["translation"]["dagster-k8s/config"]}}
 
 
-def _version(profile: Profile) -> str:
-    """What a translated partition depends on besides its inputs: the decoding and the checks' bar."""
+def _version(profile: Profile, dataset: str | None = None) -> str:
+    """What a translated partition depends on besides its inputs: the decoding and the checks' bar (and, for
+    a dataset translated one language per row, the languages that share its rows)."""
     t = profile.translation
-    return code_version("2", t.beam_size, t.langid_threshold)
+    sliced = [list(profile.languages)] if dataset in t.one_language_per_row else []
+    return code_version("2", t.beam_size, t.langid_threshold, *sliced)
 
 
 def translated_asset(dataset: str, profile: Profile) -> dg.AssetsDefinition:
@@ -84,14 +86,14 @@ def translated_asset(dataset: str, profile: Profile) -> dg.AssetsDefinition:
     partitions = translation_partitions(profile, dataset)
 
     @dg.asset(name=name, group_name="translation", partitions_def=partitions,
-              deps=[*spec.sources, MODEL], code_version=_version(profile), check_specs=_checks(name, partitions),
+              deps=[*spec.sources, MODEL], code_version=_version(profile, dataset), check_specs=_checks(name, partitions),
               kinds={"ctranslate2"}, description=f"{spec.paper_name}: {dataset} translated with NLLB, {per}",
               **_placement(profile))
     def _translated(context: dg.AssetExecutionContext, lake: LakeResource,
                     translator: dg.ResourceParam[TranslatorResource]):
         (lang, chunk), store = partition_of(context.partition_key), lake.get()
         part = translate_partition(dataset, lang, store, translator.engines(store), chunk, n_chunks,
-                                   log=context.log.info)
+                                   log=context.log.info, languages=profile.languages)
         yield materialize_result(part.result, lang=lang, chunk=f"{chunk} of {n_chunks}")
         for check, outcome in part.checks.items():
             yield dg.AssetCheckResult(check_name=check, asset_key=name, passed=outcome.passed,

@@ -185,6 +185,10 @@ class TranslationSettings(_Strict):
     # rows of a large dataset split into this many partitions per language (by a stable hash of the
     # row id), so a backfill fans out; a dataset not named here has one partition per language
     chunks: dict[str, int] = {}
+    # datasets whose rows are each translated into ONE target language (a stable hash of the row id picks
+    # it) instead of into all ten: a tenth of the cost, and every language gets rows of its own. The
+    # others' rows are counted as dropped with that reason. Not for MMMU (every question in every language)
+    one_language_per_row: tuple[str, ...] = ()
     toy_nllb: ToyNllbSettings = ToyNllbSettings()  # the toy model's size and training (toy profile only)
 
     @field_validator("datasets")
@@ -201,6 +205,15 @@ class TranslationSettings(_Strict):
         if bad:
             raise ValueError(f"chunk counts must be between 1 and {MAX_CHUNKS}: {bad}")
         return chunks
+
+    @field_validator("one_language_per_row")
+    @classmethod
+    def _sliceable(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        _require_translatable(names)
+        if "mmmu" in names:
+            raise ValueError("mmmu cannot be translated one language per row: MMMU Multi asks every question "
+                             "in every language")
+        return names
 
     def chunk_count(self, dataset: str) -> int:
         return self.chunks.get(dataset, 1)

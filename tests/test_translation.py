@@ -277,3 +277,40 @@ def test_an_unchanged_partition_is_reused_and_any_change_of_its_inputs_redoes_it
     ingest_source("mmmu", profile, lake, log=quiet)
     same_source = translate_partition("mmmu", "urd_Arab", lake, Engines(stricter, lake), log=quiet)
     assert same_source.result.stats.counters.get("reused") == 1, "re-ingesting the same content changes nothing"
+
+
+def test_one_language_per_row_gives_every_row_to_exactly_one_language(world, tmp_path):
+    """`translation.one_language_per_row`: each row is translated into one language only, the languages
+    together hold every row once, the others' rows are accounted as dropped with the reason, a reuse reports
+    the same, and MMMU (every question in every language) refuses it."""
+    from pydantic import ValidationError
+
+    from pipeline.config import TranslationSettings
+    from pipeline.translation.run import Engines, row_language, translate_partition
+
+    profile, lake = world
+    langs = list(profile.languages)
+    settings = profile.translation.model_copy(update={"one_language_per_row": ("cambrian_image",)})
+    source = DATASETS["cambrian_image"].load(lake, 0, 1)
+    quiet = lambda _: None  # noqa: E731
+    seen: list[str] = []
+    for lang in langs:
+        part = translate_partition("cambrian_image", lang, lake, Engines(settings, lake), log=quiet, languages=langs)
+        rows = read_rows(partition_folder(lake, "cambrian_image", lang, 0, 1))
+        assert all(row_language(str(r["id"]), langs) == lang for r in rows)
+        s = part.result.stats
+        assert s.rows_in == len(source) and s.rows_kept == len(rows) and s.rows_dropped == len(source) - len(rows)
+        assert s.accounted and s.reasons["translated into another language (translation.one_language_per_row)"] \
+            == len(source) - len(rows)
+        seen += [str(r["id"]) for r in rows]
+    assert sorted(seen) == sorted(str(r["id"]) for r in source)  # every row once
+    assert len({row_language(str(r["id"]), langs) for r in source}) > 1  # spread, not all in one language
+    again = translate_partition("cambrian_image", langs[0], lake, Engines(settings, lake), log=quiet, languages=langs)
+    assert again.result.stats.counters.get("reused") == 1 and again.result.stats.accounted
+    # the plain setting translates every row into the language again (another input key, not a reuse)
+    full = translate_partition("cambrian_image", langs[0], lake, Engines(profile.translation, lake), log=quiet)
+    assert full.result.stats.rows_kept == len(source) and "reused" not in full.result.stats.counters
+    with pytest.raises(ValueError, match="must be one of the profile's languages"):
+        translate_partition("cambrian_image", langs[0], lake, Engines(settings, lake), log=quiet)
+    with pytest.raises(ValidationError, match="mmmu cannot be translated one language per row"):
+        TranslationSettings(one_language_per_row=("mmmu",))

@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     log = (lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     for lang in langs:
         for chunk in range(n_chunks) if args.chunk is None else [args.chunk]:
-            part = translate_partition(args.dataset, lang, lake, engines, chunk, n_chunks, log=log)
+            part = translate_partition(args.dataset, lang, lake, engines, chunk, n_chunks, log=log,
+                                       languages=profile.languages)
             print(json.dumps({"dataset": args.dataset, "lang": lang, "chunk": chunk, "path": part.result.path,
                               **part.result.stats.to_dict()}), flush=True)
     return 0

@@ -20,7 +20,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import sacrebleu
 from upath import UPath
@@ -162,6 +162,24 @@ def translate_rows(spec: DatasetSpec, rows: list[Row], tgt_lang: str, translator
     return out
 
 
+def row_language(row_id: str, languages: Sequence[str]) -> str:
+    """The one target language a row goes to under `translation.one_language_per_row`: a stable hash of its
+    id (salted apart from the chunk hash, so a chunk still spreads over every language)."""
+    digest = hashlib.sha256(f"language:{row_id}".encode()).digest()
+    return languages[int.from_bytes(digest[:8], "big") % len(languages)]
+
+
+def _keep_own_rows(rows: list[Row], lang: str, languages: Sequence[str], stats: StepStats) -> list[Row]:
+    """This language's share of the rows; the others' are counted as dropped, with the reason."""
+    own = [r for r in rows if row_language(str(r["id"]), languages) == lang]
+    others = len(rows) - len(own)
+    if others:
+        stats.rows_in += others
+        stats.rows_dropped += others
+        stats.reasons["translated into another language (translation.one_language_per_row)"] += others
+    return own
+
+
 def _finish_stats(stats: StepStats) -> None:
     model_s, tokens = stats.counters.get("model_seconds", 0.0), stats.counters.get("tokens_out", 0)
     stats.counters["tokens_per_s"] = round(tokens / model_s, 1) if model_s else 0.0
@@ -186,7 +204,8 @@ def _code_fingerprint() -> str:
     return _fingerprint_files(sorted(here.rglob("*.py")) + [here.parent / "rows.py", here.parent / "languages.py"])
 
 
-def _input_key(spec: DatasetSpec, lang: str, chunk: int, n_chunks: int, lake: Lake, engines: Engines) -> str | None:
+def _input_key(spec: DatasetSpec, lang: str, chunk: int, n_chunks: int, lake: Lake, engines: Engines,
+               slice_of: Sequence[str] = ()) -> str | None:
     """What a partition's output is a function of: the raw sources' content, the chunk, the language, the
     model, the decoding and the step's code (None when a source has no manifest to say its content)."""
     try:
@@ -195,7 +214,8 @@ def _input_key(spec: DatasetSpec, lang: str, chunk: int, n_chunks: int, lake: La
         return None
     translator = engines.translator()
     blob = json.dumps([sources, spec.name, lang, chunk, n_chunks, translator.fingerprint,
-                       translator.settings.as_dict(), engines.settings.langid_threshold, _code_fingerprint()])
+                       translator.settings.as_dict(), engines.settings.langid_threshold, _code_fingerprint()]
+                      + ([list(slice_of)] if slice_of else []))
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
@@ -213,19 +233,26 @@ def _reuse(folder: UPath, key: str | None, stats: StepStats) -> Manifest | None:
     if any(not (folder / f.path).exists() or (folder / f.path).stat().st_size != f.bytes for f in manifest.files):
         return None
     stats.rows_in, stats.rows_kept = x.get("rows_in", 0), x.get("rows_kept", 0)
+    stats.rows_dropped = x.get("rows_dropped", 0)
+    stats.reasons.update(x.get("reasons", {}))
     stats.add(reused=1)
     return manifest
 
 
 def translate_partition(dataset: str, lang: str, lake: Lake, engines: Engines, chunk: int = 0,
-                        n_chunks: int = 1, log: Log = print) -> TranslatedPartition:
+                        n_chunks: int = 1, log: Log = print, languages: Sequence[str] = ()) -> TranslatedPartition:
     """Translate one chunk of a dataset into `lang`, judge it (structure, language, outliers) and write it to
     its partition folder. A partition already written from the same inputs, model, settings and code is
-    reused as it is: an unchanged re-run reads two manifests and nothing else."""
+    reused as it is: an unchanged re-run reads two manifests and nothing else. `languages` (the profile's
+    target languages) is needed when `translation.one_language_per_row` names the dataset."""
     spec = DATASETS[dataset]
     stats = StepStats(f"translated_{dataset}", unit="segments")
     folder = partition_folder(lake, dataset, lang, chunk, n_chunks)
-    key = _input_key(spec, lang, chunk, n_chunks, lake, engines)
+    sliced = dataset in engines.settings.one_language_per_row
+    if sliced and lang not in languages:
+        raise ValueError(f"translation.one_language_per_row names {dataset}: the partition's language {lang} "
+                         f"must be one of the profile's languages, got {list(languages)}")
+    key = _input_key(spec, lang, chunk, n_chunks, lake, engines, tuple(languages) if sliced else ())
     with stats.timed():
         previous = _reuse(folder, key, stats)
     if previous is not None:
@@ -233,6 +260,8 @@ def translate_partition(dataset: str, lang: str, lake: Lake, engines: Engines, c
         checks = {name: CheckOutcome(**c) for name, c in previous.extra["checks"].items()}
         return TranslatedPartition(StepResult(str(folder), previous, stats), checks)
     rows = spec.load(lake, chunk, n_chunks)  # only this chunk's rows are read
+    if sliced:
+        rows = _keep_own_rows(rows, lang, languages, stats)
     translator = engines.translator()
     with engines.memory() as memory:
         out = translate_rows(spec, rows, lang, translator, memory, stats, log=log)
