@@ -560,6 +560,12 @@ def load_profile(path: str | os.PathLike | None = None) -> Profile:
     """Load and validate a profile: explicit path, else $MMG4_CONFIG, else configs/toy.yaml."""
     p = profile_path(path)
     data = _read_mapping(p, "profile", f" (set {ENV_VAR} to a file in configs/, e.g. configs/toy.yaml)")
+    if "base" in data:  # a profile written as a few keys over another one (an overlay with a name)
+        base = data.pop("base")
+        base_path = Path(str(base)) if Path(str(base)).is_absolute() else p.parent / str(base)
+        if base_path.resolve() == p.resolve():
+            raise ConfigError(f"profile {p}: `base` names the file itself")
+        return _merge_overlay(data, p, load_profile(base_path))
     try:
         return Profile.model_validate(data)
     except ValidationError as e:
@@ -682,7 +688,10 @@ def load_overlay(overlay: str | os.PathLike, base: Profile | str | os.PathLike |
     named `<base name>+<overlay file stem>`."""
     path = profile_path(overlay)
     data = _read_mapping(path, "overlay")
-    base_profile = base if isinstance(base, Profile) else load_profile(base)
+    return _merge_overlay(data, path, base if isinstance(base, Profile) else load_profile(base))
+
+
+def _merge_overlay(data: dict, path: Path, base_profile: Profile) -> Profile:
     base_data = base_profile.model_dump(mode="json")
     for stage in base_data["model"]["stages"].values():
         stage.pop("mixture", None)  # copied from `stages` at load: the overlay's `stages` must win

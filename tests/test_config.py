@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, check_sources, load_profile
+from pipeline.config import REPO_ROOT, ConfigError, check_sources, load_profile
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -146,3 +146,20 @@ def test_check_reports_a_bad_profile_without_a_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pipeline.config", "check", str(_write(tmp_path, data))],
                           cwd=CONFIGS.parent, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "translation.compute_type" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_a_profile_can_be_a_few_keys_over_another(tmp_path):
+    """`base:` makes a profile an overlay of another file (relative to it); the shipped variant loads, and
+    a profile that names itself or a bad key is refused with the file named."""
+    variant = load_profile("configs/toy_one_language_per_row.yaml")
+    toy = load_profile("configs/toy.yaml")
+    assert variant.name == "toy_one_language_per_row" and variant.lake_root == "lake/toy_one_language_per_row"
+    assert variant.translation.one_language_per_row == ("cambrian_image", "cambrian_text")
+    assert variant.toy_world.cambrian_rows == 10 * toy.toy_world.cambrian_rows
+    assert variant.stages == toy.stages and variant.model == toy.model  # the rest is the base's
+    (tmp_path / "self.yaml").write_text("base: self.yaml\n")
+    with pytest.raises(ConfigError, match="names the file itself"):
+        load_profile(tmp_path / "self.yaml")
+    (tmp_path / "bad.yaml").write_text(f"base: {REPO_ROOT / 'configs' / 'toy.yaml'}\ntoy_world: {{cambrian_row: 1}}\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*\n.*toy_world\.cambrian_row: unknown key"):
+        load_profile(tmp_path / "bad.yaml")
