@@ -556,16 +556,19 @@ def _read_mapping(path: Path, what: str, hint: str = "") -> dict:
     return data
 
 
-def load_profile(path: str | os.PathLike | None = None) -> Profile:
-    """Load and validate a profile: explicit path, else $MMG4_CONFIG, else configs/toy.yaml."""
+def load_profile(path: str | os.PathLike | None = None, _chain: tuple[Path, ...] = ()) -> Profile:
+    """Load and validate a profile: explicit path, else $MMG4_CONFIG, else configs/toy.yaml. A profile with
+    `base: <file>` (relative to it) is that file's profile with its other keys merged on top."""
     p = profile_path(path)
     data = _read_mapping(p, "profile", f" (set {ENV_VAR} to a file in configs/, e.g. configs/toy.yaml)")
-    if "base" in data:  # a profile written as a few keys over another one (an overlay with a name)
-        base = data.pop("base")
-        base_path = Path(str(base)) if Path(str(base)).is_absolute() else p.parent / str(base)
-        if base_path.resolve() == p.resolve():
-            raise ConfigError(f"profile {p}: `base` names the file itself")
-        return _merge_overlay(data, p, load_profile(base_path))
+    if "base" in data:
+        base = Path(str(data.pop("base")))
+        base_path = base if base.is_absolute() else p.parent / base
+        chain = (*_chain, p.resolve())
+        if base_path.resolve() in chain:
+            raise ConfigError(f"profile {p}: `base` goes round in a circle: "
+                              + " -> ".join(str(c) for c in (*chain, base_path.resolve())))
+        return _merge_overlay(data, p, load_profile(base_path, chain))
     try:
         return Profile.model_validate(data)
     except ValidationError as e:

@@ -158,8 +158,12 @@ def test_a_profile_can_be_a_few_keys_over_another(tmp_path):
     assert variant.toy_world.cambrian_rows == 10 * toy.toy_world.cambrian_rows
     assert variant.stages == toy.stages and variant.model == toy.model  # the rest is the base's
     (tmp_path / "self.yaml").write_text("base: self.yaml\n")
-    with pytest.raises(ConfigError, match="names the file itself"):
+    with pytest.raises(ConfigError, match="goes round in a circle"):
         load_profile(tmp_path / "self.yaml")
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match=r"circle: .*a\.yaml -> .*b\.yaml -> .*a\.yaml"):
+        load_profile(tmp_path / "a.yaml")
     (tmp_path / "bad.yaml").write_text(f"base: {REPO_ROOT / 'configs' / 'toy.yaml'}\ntoy_world: {{cambrian_row: 1}}\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml.*\n.*toy_world\.cambrian_row: unknown key"):
         load_profile(tmp_path / "bad.yaml")
