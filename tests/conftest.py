@@ -17,7 +17,11 @@ def small_profile(lake_root: str, **toy_overrides) -> Profile:
     })
     # generous time-out: a loaded 2-core CI machine must not turn a good image into a time-out
     download = base.download.model_copy(update={"timeout_s": 3.0, "shard_size": 10})
-    return base.model_copy(update={"lake_root": str(lake_root), "toy_world": toy, "download": download})
+    # every row into every language: a 20-row Cambrian cut one language per row leaves some languages
+    # empty (the slicing has its own test in test_translation.py)
+    translation = base.translation.model_copy(update={"one_language_per_row": ()})
+    return base.model_copy(update={"lake_root": str(lake_root), "toy_world": toy, "download": download,
+                                   "translation": translation})
 
 
 @pytest.fixture(scope="session")

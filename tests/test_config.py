@@ -151,11 +151,13 @@ def test_check_reports_a_bad_profile_without_a_traceback(tmp_path):
 def test_a_profile_can_be_a_few_keys_over_another(tmp_path):
     """`base:` makes a profile an overlay of another file (relative to it); the shipped variant loads, and
     a profile that names itself or a bad key is refused with the file named."""
-    variant = load_profile("configs/toy_one_language_per_row.yaml")
+    variant = load_profile("configs/toy_every_language.yaml")
     toy = load_profile("configs/toy.yaml")
-    assert variant.name == "toy_one_language_per_row" and variant.lake_root == "lake/toy_one_language_per_row"
-    assert variant.translation.one_language_per_row == ("cambrian_image", "cambrian_text")
-    assert variant.toy_world.cambrian_rows == 10 * toy.toy_world.cambrian_rows
+    assert variant.name == "toy_every_language" and variant.lake_root == "lake/toy_every_language"
+    assert toy.translation.one_language_per_row == ("cambrian_image", "cambrian_text")
+    assert variant.translation.one_language_per_row == ()  # a list in the overlay replaces the base's
+    assert 10 * variant.toy_world.cambrian_rows == toy.toy_world.cambrian_rows
+    assert variant.translation.chunks == toy.translation.chunks  # a mapping merges key by key
     assert variant.stages == toy.stages and variant.model == toy.model  # the rest is the base's
     (tmp_path / "self.yaml").write_text("base: self.yaml\n")
     with pytest.raises(ConfigError, match="goes round in a circle"):
