@@ -1,4 +1,4 @@
-"""Why the toy Table 2 shows no gain from translated Cambrian: the measurements behind the README's account.
+"""Why the toy profile translates its Cambrian one language per row: the measurements behind the README's account.
 
     python bench/toy_multilingual_mc.py            # after `make demo`; ~7 min on 2 cores
     python bench/toy_multilingual_mc.py --quick    # smoke run: ~1 min
@@ -11,9 +11,10 @@ In one process, on the demo's toy models (`lake/toy/models/`, stage 1 in `lake/t
 3. stage 2 trained side by side on the pipeline's caption, LAVAM and PALO shards plus a generated toy Cambrian
    in three forms, each the same number of steps and samples:
    - `ci`: English rows only (Table 2's CI);
-   - `ci_m_same`: English and the same rows in ten languages, each an equal share (CI M as the pipeline
-     builds it: translation keeps the content);
-   - `ci_m_distinct`: English and *different* rows in each language (new content per language);
+   - `ci_m_same`: English and the same rows in ten languages, each an equal share (CI M as the paper
+     profile builds it: translation keeps the content);
+   - `ci_m_distinct`: English and *different* rows in each language (new content per language: CI M as
+     the toy profile builds it, `translation.one_language_per_row`);
    - `ci_wide`: as many different rows as `ci_m_distinct`, all in English (is it the content or the language?);
    then scored on generated MMMU-style questions with images (the official prompt and parser).
 
