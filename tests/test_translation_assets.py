@@ -17,7 +17,7 @@ from pipeline.lake import Lake
 from pipeline.toy import lexicon
 from pipeline.rows import read_rows
 from pipeline.translation.datasets import DATASETS, partition_folder, read_translated
-from pipeline.translation.run import memory_url
+from pipeline.translation.run import memory_url, row_language
 from pipeline.translation.segment import segment
 from pipeline.translation.translator import Translator
 from tests.conftest import small_profile
@@ -90,6 +90,26 @@ def test_chunks_of_a_language_together_hold_every_row_once(env):
     source = DATASETS["llava_instruct"].load(lake, 0, 1)
     assert sorted(r["id"] for r in rows) == sorted(r["id"] for r in source)
     assert all(r["lang"] == "hin_Deva" for r in rows)
+
+
+def test_one_language_per_row_through_the_asset(env):
+    """The toy profile's setting through Dagster: a partition holds only the rows of its language, the
+    others are in the metadata as dropped with the reason, and the asset's code version changes with it."""
+    profile, defs, instance, root = env
+    sliced = profile.model_copy(update={"translation": profile.translation.model_copy(
+        update={"one_language_per_row": ("llava_instruct",)})})
+    sliced_defs = make_definitions(sliced, lake_root=str(root))
+    result = _translate(sliced_defs, instance, "llava_instruct", "000|ben_Beng")
+    assert result.success
+    md = _meta(result, "translated_llava_instruct")
+    rows = read_rows(partition_folder(Lake.at(root), "llava_instruct", "ben_Beng", 0, 2))
+    source = DATASETS["llava_instruct"].load(Lake.at(root), 0, 2)
+    assert rows and all(row_language(str(r["id"]), profile.languages) == "ben_Beng" for r in rows)
+    assert md["rows_written"].value == len(rows) < len(source)
+    assert md["reasons"].value["translated into another language (translation.one_language_per_row)"] \
+        == md["rows_dropped"].value == len(source) - len(rows)
+    version = lambda d: d.resolve_asset_graph().get(dg.AssetKey("translated_llava_instruct")).code_version
+    assert version(sliced_defs) != version(defs)
 
 
 def test_schedules_request_every_partition(env):
